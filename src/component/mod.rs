@@ -1,0 +1,141 @@
+//! What every component implements, and the registry that maps config types to factories.
+//!
+//! Receivers push into a [`crate::pipeline::Fanout`]; processors are either inline (a cheap
+//! in-place transform run in the receiving task) or staged (their own task and timers, with a
+//! bounded channel in front); exporters make one attempt per call and leave queueing, retry,
+//! timeouts and metrics to [`crate::exporters::helper`].
+
+pub mod registry;
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use crate::config::ComponentId;
+use crate::data::SpanBatch;
+use crate::exporters::helper::HelperSettings;
+use crate::pipeline::{Fanout, Segment};
+use crate::receivers::listeners::ListenerPool;
+use crate::telemetry::Telemetry;
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Failure to build or start a component from a valid config (files, ports, certificates).
+#[derive(Debug, thiserror::Error)]
+#[error("{component}: {message}")]
+pub struct BuildError {
+    pub component: String,
+    pub message: String,
+}
+
+impl BuildError {
+    pub fn new(component: &ComponentId, message: impl fmt::Display) -> Self {
+        BuildError {
+            component: component.to_string(),
+            message: message.to_string(),
+        }
+    }
+}
+
+/// What a receiver needs to start.
+pub struct ReceiverContext {
+    pub id: ComponentId,
+    pub fanout: Arc<Fanout>,
+    pub telemetry: Arc<Telemetry>,
+    pub listeners: Arc<ListenerPool>,
+}
+
+/// A receiver's parsed config.
+pub trait ReceiverConfig: Send + Sync + fmt::Debug {
+    /// (field path, `host:port`) of every address it listens on; used for port checks.
+    fn endpoints(&self) -> Vec<(String, String)>;
+    /// Binds and starts serving. Returns once it listens.
+    fn start(&self, ctx: ReceiverContext) -> BoxFuture<'_, Result<RunningReceiver, BuildError>>;
+}
+
+/// A started receiver: stop it to stop accepting and finish requests in flight.
+pub struct RunningReceiver {
+    pub stop: tokio::sync::watch::Sender<bool>,
+    pub tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// What a processor does to a batch in the receiving task.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Verdict {
+    /// Go on (the batch may have been changed or emptied; drops are counted by the processor).
+    Continue,
+    /// Refuse the whole request; the receiver answers with a retryable status.
+    Refuse { retry_after: Duration },
+}
+
+/// A stateless (or lock-free) transform, run in place on the receiving task.
+pub trait InlineProcessor: Send + Sync {
+    fn process(&self, batch: &mut SpanBatch) -> Verdict;
+}
+
+/// A processor with its own task, timers and state (batching, tail sampling).
+pub trait StagedProcessor: Send {
+    /// Capacity, in batches, of the bounded channel in front of it.
+    fn input_capacity(&self) -> usize {
+        16
+    }
+    /// Runs until `input` closes, then flushes everything it holds into `output`.
+    fn run(
+        self: Box<Self>,
+        input: mpsc::Receiver<SpanBatch>,
+        output: Segment,
+    ) -> BoxFuture<'static, ()>;
+}
+
+pub enum Processor {
+    Inline(Box<dyn InlineProcessor>),
+    Staged(Box<dyn StagedProcessor>),
+}
+
+pub struct ProcessorContext {
+    pub id: ComponentId,
+    pub pipeline: ComponentId,
+    pub telemetry: Arc<Telemetry>,
+}
+
+pub trait ProcessorConfig: Send + Sync + fmt::Debug {
+    /// Builds one instance for one pipeline (processors are never shared between pipelines).
+    fn build(&self, ctx: &ProcessorContext) -> Result<Processor, BuildError>;
+}
+
+/// Why one export attempt failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// Worth trying again (backend down, throttled); `retry_after` is the backend's hint.
+    #[error("{reason}")]
+    Retryable {
+        reason: String,
+        retry_after: Option<Duration>,
+    },
+    /// Will never succeed; `rejected` spans (all when `None`) are counted as failed.
+    #[error("{reason}")]
+    Permanent {
+        reason: String,
+        rejected: Option<u64>,
+    },
+}
+
+/// One backend. `export` makes exactly one attempt.
+pub trait Exporter: Send + Sync {
+    fn export<'a>(&'a self, batch: &'a SpanBatch) -> BoxFuture<'a, Result<(), ExportError>>;
+}
+
+pub struct ExporterContext {
+    pub id: ComponentId,
+    pub telemetry: Arc<Telemetry>,
+}
+
+pub trait ExporterConfig: Send + Sync + fmt::Debug {
+    /// Queue, retry and timeout settings shared by every exporter type.
+    fn helper(&self) -> HelperSettings;
+    fn build(&self, ctx: &ExporterContext) -> Result<Arc<dyn Exporter>, BuildError>;
+}

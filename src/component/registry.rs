@@ -1,0 +1,118 @@
+//! Config type name -> factory. Built-ins register here; plugins add theirs the same way.
+
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::{ExporterConfig, ProcessorConfig, ReceiverConfig};
+
+/// (field path inside the component, problem).
+pub type Problems = Vec<(String, String)>;
+pub type ParseFn<C> = fn(&Value) -> Result<Arc<C>, Problems>;
+
+pub struct Factory<C: ?Sized> {
+    /// The type name written in the config (`otlp`, `batch`).
+    pub kind: &'static str,
+    pub parse: ParseFn<C>,
+}
+
+impl<C: ?Sized> Clone for Factory<C> {
+    fn clone(&self) -> Self {
+        Factory {
+            kind: self.kind,
+            parse: self.parse,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Registry {
+    receivers: Vec<Factory<dyn ReceiverConfig>>,
+    processors: Vec<Factory<dyn ProcessorConfig>>,
+    exporters: Vec<Factory<dyn ExporterConfig>>,
+}
+
+impl Registry {
+    pub fn empty() -> Self {
+        Registry {
+            receivers: Vec::new(),
+            processors: Vec::new(),
+            exporters: Vec::new(),
+        }
+    }
+
+    /// Every component compiled into this binary.
+    pub fn builtin() -> Self {
+        let mut r = Registry::empty();
+        crate::receivers::register(&mut r);
+        crate::processors::register(&mut r);
+        crate::exporters::register(&mut r);
+        r
+    }
+
+    pub fn add_receiver(&mut self, kind: &'static str, parse: ParseFn<dyn ReceiverConfig>) {
+        self.receivers.push(Factory { kind, parse });
+    }
+
+    pub fn add_processor(&mut self, kind: &'static str, parse: ParseFn<dyn ProcessorConfig>) {
+        self.processors.push(Factory { kind, parse });
+    }
+
+    pub fn add_exporter(&mut self, kind: &'static str, parse: ParseFn<dyn ExporterConfig>) {
+        self.exporters.push(Factory { kind, parse });
+    }
+
+    pub fn receiver(&self, kind: &str) -> Option<&Factory<dyn ReceiverConfig>> {
+        self.receivers.iter().find(|f| f.kind == kind)
+    }
+
+    pub fn processor(&self, kind: &str) -> Option<&Factory<dyn ProcessorConfig>> {
+        self.processors.iter().find(|f| f.kind == kind)
+    }
+
+    pub fn exporter(&self, kind: &str) -> Option<&Factory<dyn ExporterConfig>> {
+        self.exporters.iter().find(|f| f.kind == kind)
+    }
+
+    /// Sorted type names of a section, for "expected one of" messages.
+    pub fn kinds(&self, section: &str) -> Vec<&'static str> {
+        let mut v: Vec<&'static str> = match section {
+            "receivers" => self.receivers.iter().map(|f| f.kind).collect(),
+            "processors" => self.processors.iter().map(|f| f.kind).collect(),
+            _ => self.exporters.iter().map(|f| f.kind).collect(),
+        };
+        v.sort_unstable();
+        v
+    }
+}
+
+/// Config structs implement this to add checks serde cannot express.
+pub trait Check {
+    /// (field path, problem) for each problem; empty when valid.
+    fn check(&self) -> Problems {
+        Vec::new()
+    }
+}
+
+/// Deserializes a component config with field paths in errors, then runs its own checks.
+pub fn parse_config<T: DeserializeOwned + Check>(value: &Value) -> Result<T, Problems> {
+    match serde_path_to_error::deserialize::<_, T>(value) {
+        Ok(c) => {
+            let problems = c.check();
+            if problems.is_empty() {
+                Ok(c)
+            } else {
+                Err(problems)
+            }
+        }
+        Err(e) => {
+            let path = e.path().to_string();
+            let path = if path == "." { String::new() } else { path };
+            Err(vec![(
+                path,
+                crate::config::clean_serde_message(&e.inner().to_string()),
+            )])
+        }
+    }
+}

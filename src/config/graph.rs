@@ -1,0 +1,152 @@
+//! Graph checks on `service.pipelines`: ids defined, signals supported, every pipeline complete,
+//! no receiver that binds a port left unused, no two listeners on one address.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use super::diag::Diagnostics;
+use super::id::ComponentId;
+use super::service::ServiceConfig;
+use super::yaml::LineMap;
+use crate::component::{ExporterConfig, ProcessorConfig, ReceiverConfig};
+
+/// A checked pipeline: ids resolved, in configured order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PipelineSpec {
+    pub id: ComponentId,
+    pub receivers: Vec<ComponentId>,
+    pub processors: Vec<ComponentId>,
+    pub exporters: Vec<ComponentId>,
+}
+
+pub fn check(
+    service: &ServiceConfig,
+    receivers: &BTreeMap<ComponentId, Arc<dyn ReceiverConfig>>,
+    processors: &BTreeMap<ComponentId, Arc<dyn ProcessorConfig>>,
+    exporters: &BTreeMap<ComponentId, Arc<dyn ExporterConfig>>,
+    lines: &LineMap,
+    diags: &mut Diagnostics,
+) -> Vec<PipelineSpec> {
+    let mut specs = Vec::new();
+    if service.pipelines.is_empty() {
+        diags.push(
+            "service.pipelines",
+            "at least one pipeline is required (e.g. `traces`)",
+            lines,
+        );
+    }
+    for (key, p) in &service.pipelines {
+        let base = format!("service.pipelines.{key}");
+        let id = match ComponentId::parse(key) {
+            Ok(id) if id.kind() == "traces" => id,
+            Ok(id) if matches!(id.kind(), "metrics" | "logs" | "profiles") => {
+                diags.push(
+                    base,
+                    format!(
+                        "the {} signal is not supported; spangate runs `traces` pipelines",
+                        id.kind()
+                    ),
+                    lines,
+                );
+                continue;
+            }
+            Ok(_) => {
+                diags.push(
+                    base,
+                    "a pipeline id must be `traces` or `traces/<name>`",
+                    lines,
+                );
+                continue;
+            }
+            Err(e) => {
+                diags.push(base, e, lines);
+                continue;
+            }
+        };
+        let receivers = resolve(&base, "receivers", &p.receivers, receivers, lines, diags);
+        let processors = resolve(&base, "processors", &p.processors, processors, lines, diags);
+        let exporters = resolve(&base, "exporters", &p.exporters, exporters, lines, diags);
+        if p.receivers.is_empty() {
+            diags.push(format!("{base}.receivers"), "must name at least one receiver", lines);
+        }
+        if p.exporters.is_empty() {
+            diags.push(format!("{base}.exporters"), "must name at least one exporter", lines);
+        }
+        specs.push(PipelineSpec {
+            id,
+            receivers,
+            processors,
+            exporters,
+        });
+    }
+    // A defined receiver that no pipeline uses would still hold a port; refuse it.
+    for (id, r) in receivers {
+        let used = specs.iter().any(|s| s.receivers.contains(id));
+        if !used && !r.endpoints().is_empty() {
+            diags.push(
+                format!("receivers.{id}"),
+                "defined but not used by any pipeline (it would bind a port); add it to a pipeline or remove it",
+                lines,
+            );
+        }
+    }
+    // Two listeners on one address fail at bind time; say so now, naming both.
+    let mut seen: HashMap<String, String> = HashMap::new();
+    if let Some(addr) = service.metrics_address() {
+        seen.insert(addr.to_string(), "service.telemetry.metrics.address".into());
+    }
+    for (id, r) in receivers {
+        for (field, addr) in r.endpoints() {
+            let path = format!("receivers.{id}.{field}");
+            if let Some(other) = seen.get(&addr) {
+                diags.push(
+                    path.clone(),
+                    format!("address {addr} is already used by {other}"),
+                    lines,
+                );
+            } else {
+                seen.insert(addr, path);
+            }
+        }
+    }
+    specs
+}
+
+fn resolve<C: ?Sized>(
+    base: &str,
+    field: &str,
+    names: &[String],
+    defined: &BTreeMap<ComponentId, Arc<C>>,
+    lines: &LineMap,
+    diags: &mut Diagnostics,
+) -> Vec<ComponentId> {
+    let mut out: Vec<ComponentId> = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let path = format!("{base}.{field}[{i}]");
+        match ComponentId::parse(name) {
+            Ok(id) if !defined.contains_key(&id) => diags.push(
+                path,
+                format!(
+                    "`{id}` is not defined under `{field}`{}",
+                    suggest(defined.keys())
+                ),
+                lines,
+            ),
+            Ok(id) if out.contains(&id) => {
+                diags.push(path, format!("`{id}` is listed twice"), lines)
+            }
+            Ok(id) => out.push(id),
+            Err(e) => diags.push(path, e, lines),
+        }
+    }
+    out
+}
+
+fn suggest<'a>(defined: impl Iterator<Item = &'a ComponentId>) -> String {
+    let names: Vec<String> = defined.map(|d| format!("`{d}`")).collect();
+    if names.is_empty() {
+        String::new()
+    } else {
+        format!(" (defined: {})", names.join(", "))
+    }
+}

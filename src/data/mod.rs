@@ -1,0 +1,319 @@
+//! The unit of work: [`SpanBatch`], OTLP protobuf `ResourceSpans` as received (no conversion on
+//! the hot path) with a cached span count, its accounting guard and a shared encoding cache.
+
+pub mod gzip;
+pub mod json;
+pub mod rpc;
+pub mod validate;
+
+use std::sync::OnceLock;
+
+use bytes::Bytes;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
+use prost::Message;
+
+use crate::telemetry::metrics::{Counter, Gauge};
+
+/// Spans in a list of `ResourceSpans`.
+pub fn count_spans(rs: &[ResourceSpans]) -> usize {
+    rs.iter()
+        .flat_map(|r| &r.scope_spans)
+        .map(|s| s.spans.len())
+        .sum()
+}
+
+/// Accounting that follows spans through a pipeline.
+///
+/// While a batch is held by a pipeline stage, dropping it unsent (a task aborted at the shutdown
+/// deadline) counts its spans on that stage's loss counter; once handed to the exporters their
+/// own counters take over. Either way the pipeline's in-flight gauge comes down exactly once.
+#[derive(Default)]
+struct Tally {
+    inflight: Option<Gauge>,
+    spans: u64,
+    on_loss: Option<Counter>,
+}
+
+impl Drop for Tally {
+    fn drop(&mut self) {
+        if self.spans == 0 {
+            return;
+        }
+        if let Some(g) = &self.inflight {
+            g.sub(self.spans as i64);
+        }
+        if let Some(c) = &self.on_loss {
+            c.inc_by(self.spans);
+            tracing::warn!(spans = self.spans, "spans lost at shutdown deadline");
+        }
+    }
+}
+
+pub struct SpanBatch {
+    resource_spans: Vec<ResourceSpans>,
+    spans: usize,
+    tally: Tally,
+    /// Protobuf encoding, computed once and shared by every exporter of the batch.
+    encoded: OnceLock<Bytes>,
+}
+
+impl std::fmt::Debug for SpanBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SpanBatch")
+            .field("resource_spans", &self.resource_spans.len())
+            .field("spans", &self.spans)
+            .finish()
+    }
+}
+
+impl SpanBatch {
+    pub fn new(resource_spans: Vec<ResourceSpans>) -> Self {
+        let spans = count_spans(&resource_spans);
+        SpanBatch {
+            resource_spans,
+            spans,
+            tally: Tally::default(),
+            encoded: OnceLock::new(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.spans
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.spans == 0
+    }
+
+    pub fn resource_spans(&self) -> &[ResourceSpans] {
+        &self.resource_spans
+    }
+
+    /// Mutable access for processors. Call [`SpanBatch::recount`] after removing spans.
+    pub fn resource_spans_mut(&mut self) -> &mut Vec<ResourceSpans> {
+        self.encoded = OnceLock::new();
+        &mut self.resource_spans
+    }
+
+    /// Re-counts spans after a processor removed some; the removed ones leave the in-flight
+    /// gauge (the processor counts them as dropped with its reason).
+    pub fn recount(&mut self) {
+        let now = count_spans(&self.resource_spans);
+        let removed = self.spans.saturating_sub(now) as u64;
+        self.spans = now;
+        if removed > 0 {
+            self.tally.spans = self.tally.spans.saturating_sub(removed);
+            if let Some(g) = &self.tally.inflight {
+                g.sub(removed as i64);
+            }
+        }
+    }
+
+    /// Empties the batch; the caller has counted its spans as dropped with a reason.
+    pub fn recount_as_dropped(&mut self) {
+        self.resource_spans_mut().clear();
+        self.recount();
+    }
+
+    /// Starts in-flight accounting for a pipeline.
+    pub fn track(&mut self, inflight: Gauge) {
+        debug_assert!(self.tally.inflight.is_none());
+        inflight.add(self.spans as i64);
+        self.tally.inflight = Some(inflight);
+        self.tally.spans = self.spans as u64;
+    }
+
+    /// Names the counter that counts these spans if they are dropped unsent (stage loss).
+    pub fn set_holder(&mut self, on_loss: Option<Counter>) {
+        self.tally.on_loss = on_loss;
+    }
+
+    /// A copy for another pipeline: same spans, fresh accounting.
+    pub fn duplicate(&self) -> SpanBatch {
+        SpanBatch::new(self.resource_spans.clone())
+    }
+
+    /// Appends `other` (same pipeline), taking over its accounting.
+    pub fn absorb(&mut self, mut other: SpanBatch) {
+        self.encoded = OnceLock::new();
+        self.resource_spans.append(&mut other.resource_spans);
+        self.spans += other.spans;
+        self.tally.spans += std::mem::take(&mut other.tally.spans);
+        if self.tally.inflight.is_none() {
+            self.tally.inflight = other.tally.inflight.take();
+        }
+        if self.tally.on_loss.is_none() {
+            self.tally.on_loss = other.tally.on_loss.take();
+        }
+    }
+
+    /// Splits off the first `n` spans (cloning resource and scope headers where a split cuts
+    /// through them) into a new batch that takes their share of the accounting.
+    pub fn split_front(&mut self, n: usize) -> SpanBatch {
+        if n >= self.spans {
+            let all = std::mem::take(&mut self.resource_spans);
+            let mut out = SpanBatch::new(all);
+            out.tally.spans = std::mem::take(&mut self.tally.spans);
+            out.tally.inflight = self.tally.inflight.clone();
+            out.tally.on_loss = self.tally.on_loss.clone();
+            self.spans = 0;
+            self.encoded = OnceLock::new();
+            return out;
+        }
+        self.encoded = OnceLock::new();
+        let mut front = Vec::new();
+        let mut need = n;
+        while need > 0 {
+            let rs = &mut self.resource_spans[0];
+            let rs_count: usize = rs.scope_spans.iter().map(|s| s.spans.len()).sum();
+            if rs_count <= need {
+                need -= rs_count;
+                front.push(self.resource_spans.remove(0));
+                continue;
+            }
+            let mut taken = ResourceSpans {
+                resource: rs.resource.clone(),
+                scope_spans: Vec::new(),
+                schema_url: rs.schema_url.clone(),
+            };
+            while need > 0 {
+                let ss = &mut rs.scope_spans[0];
+                if ss.spans.len() <= need {
+                    need -= ss.spans.len();
+                    taken.scope_spans.push(rs.scope_spans.remove(0));
+                } else {
+                    let rest = ss.spans.split_off(need);
+                    let head = std::mem::replace(&mut ss.spans, rest);
+                    taken.scope_spans.push(ScopeSpans {
+                        scope: ss.scope.clone(),
+                        spans: head,
+                        schema_url: ss.schema_url.clone(),
+                    });
+                    need = 0;
+                }
+            }
+            front.push(taken);
+        }
+        let mut out = SpanBatch::new(front);
+        self.spans -= n;
+        let moved = (n as u64).min(self.tally.spans);
+        self.tally.spans -= moved;
+        out.tally.spans = moved;
+        out.tally.inflight = self.tally.inflight.clone();
+        out.tally.on_loss = self.tally.on_loss.clone();
+        out
+    }
+
+    /// The OTLP protobuf `ExportTraceServiceRequest` bytes, encoded once.
+    pub fn encoded(&self) -> &Bytes {
+        self.encoded.get_or_init(|| {
+            let mut buf = Vec::with_capacity(self.encoded_len());
+            for rs in &self.resource_spans {
+                prost::encoding::message::encode(1, rs, &mut buf);
+            }
+            Bytes::from(buf)
+        })
+    }
+
+    fn encoded_len(&self) -> usize {
+        self.resource_spans
+            .iter()
+            .map(|rs| prost::encoding::message::encoded_len(1, rs))
+            .sum()
+    }
+
+    pub fn to_request(&self) -> ExportTraceServiceRequest {
+        ExportTraceServiceRequest {
+            resource_spans: self.resource_spans.clone(),
+        }
+    }
+
+    /// Takes the spans out (the caller takes over accounting of what it does with them).
+    pub fn into_request(mut self) -> ExportTraceServiceRequest {
+        ExportTraceServiceRequest {
+            resource_spans: std::mem::take(&mut self.resource_spans),
+        }
+    }
+}
+
+/// Decodes an OTLP protobuf request (for tests and tools; receivers decode in place).
+pub fn decode_request(bytes: &[u8]) -> Result<ExportTraceServiceRequest, prost::DecodeError> {
+    ExportTraceServiceRequest::decode(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::telemetry::metrics::Metrics;
+    use opentelemetry_proto::tonic::trace::v1::Span;
+
+    pub(crate) fn batch(resources: &[&[usize]]) -> SpanBatch {
+        let rs = resources
+            .iter()
+            .map(|scopes| ResourceSpans {
+                scope_spans: scopes
+                    .iter()
+                    .map(|&n| ScopeSpans {
+                        spans: (0..n)
+                            .map(|i| Span {
+                                name: format!("s{i}"),
+                                ..Default::default()
+                            })
+                            .collect(),
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            })
+            .collect();
+        SpanBatch::new(rs)
+    }
+
+    #[test]
+    fn split_front_cuts_through_scopes_and_moves_accounting() {
+        let m = Metrics::default();
+        let g = m.pipeline_inflight("traces");
+        let mut b = batch(&[&[2, 3], &[4]]);
+        b.track(g.clone());
+        assert_eq!(g.get(), 9);
+        let front = b.split_front(4);
+        assert_eq!(front.len(), 4);
+        assert_eq!(count_spans(front.resource_spans()), 4);
+        assert_eq!(b.len(), 5);
+        assert_eq!(count_spans(b.resource_spans()), 5);
+        drop(front);
+        assert_eq!(g.get(), 5);
+        let rest = b.split_front(100);
+        assert_eq!(rest.len(), 5);
+        drop(b);
+        assert_eq!(g.get(), 5);
+        drop(rest);
+        assert_eq!(g.get(), 0);
+    }
+
+    #[test]
+    fn absorb_and_loss_counting() {
+        let m = Metrics::default();
+        let g = m.pipeline_inflight("traces");
+        let lost = m.processor_dropped("batch", "shutdown");
+        let mut a = batch(&[&[1]]);
+        a.track(g.clone());
+        let mut b = batch(&[&[2]]);
+        b.track(g.clone());
+        a.absorb(b);
+        assert_eq!(a.len(), 3);
+        a.set_holder(Some(lost.clone()));
+        drop(a);
+        assert_eq!(g.get(), 0);
+        assert_eq!(lost.get(), 3);
+    }
+
+    #[test]
+    fn encoded_is_a_valid_request() {
+        let b = batch(&[&[2], &[1]]);
+        let req = decode_request(b.encoded()).unwrap();
+        assert_eq!(count_spans(&req.resource_spans), 3);
+        assert_eq!(req, b.to_request());
+    }
+}

@@ -1,0 +1,114 @@
+//! What every exporter shares, in the OpenTelemetry Collector's exporterhelper order:
+//! sending queue -> consumers -> retry with backoff -> timeout -> one attempt -> metrics.
+
+pub mod queue;
+pub mod retry;
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+pub use queue::{start, ExporterHandle};
+pub use retry::RetryConfig;
+
+/// `sending_queue` (in memory).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueConfig {
+    /// When false, the sender waits for each export (and its retries) to finish.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Capacity in batches; when full, senders wait and receivers refuse with a retryable status.
+    #[serde(default = "default_queue_size")]
+    pub queue_size: usize,
+    /// Exports in flight at once.
+    #[serde(default = "default_consumers")]
+    pub num_consumers: usize,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        QueueConfig {
+            enabled: true,
+            queue_size: default_queue_size(),
+            num_consumers: default_consumers(),
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_queue_size() -> usize {
+    1000
+}
+fn default_consumers() -> usize {
+    4
+}
+
+pub fn default_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+
+/// The settings every exporter config carries (`timeout`, `retry_on_failure`, `sending_queue`).
+#[derive(Debug, Clone)]
+pub struct HelperSettings {
+    pub timeout: Duration,
+    pub retry: RetryConfig,
+    pub queue: QueueConfig,
+}
+
+impl HelperSettings {
+    /// Problems with these settings, as (field path, message).
+    pub fn check(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        if self.timeout.is_zero() {
+            out.push(("timeout".into(), "must be greater than 0".into()));
+        }
+        if self.queue.enabled && self.queue.queue_size == 0 {
+            out.push((
+                "sending_queue.queue_size".into(),
+                "must be at least 1".into(),
+            ));
+        }
+        if self.queue.enabled && self.queue.num_consumers == 0 {
+            out.push((
+                "sending_queue.num_consumers".into(),
+                "must be at least 1".into(),
+            ));
+        }
+        out.extend(self.retry.check());
+        out
+    }
+}
+
+/// Declares the shared helper fields inside an exporter's config struct (serde's `flatten` does
+/// not work with `deny_unknown_fields`, and we want unknown keys rejected).
+#[macro_export]
+macro_rules! exporter_helper_fields {
+    ($(#[$m:meta])* pub struct $name:ident { $($body:tt)* }) => {
+        $(#[$m])*
+        pub struct $name {
+            $($body)*
+            /// Time limit of one export attempt (default 5s).
+            #[serde(default = "crate::exporters::helper::default_timeout", with = "crate::config::duration")]
+            pub timeout: std::time::Duration,
+            /// Retry with exponential backoff on retryable errors.
+            #[serde(default)]
+            pub retry_on_failure: crate::exporters::helper::RetryConfig,
+            /// The bounded queue in front of the exporter.
+            #[serde(default)]
+            pub sending_queue: crate::exporters::helper::QueueConfig,
+        }
+
+        impl $name {
+            pub fn helper_settings(&self) -> crate::exporters::helper::HelperSettings {
+                crate::exporters::helper::HelperSettings {
+                    timeout: self.timeout,
+                    retry: self.retry_on_failure.clone(),
+                    queue: self.sending_queue.clone(),
+                }
+            }
+        }
+    };
+}

@@ -1,0 +1,389 @@
+//! The bounded sending queue, its consumers, and the retry loop around one exporter.
+//!
+//! Accounting: each batch handed to an exporter is wrapped in a [`Queued`] guard that counts its
+//! spans as sent or failed exactly once, including when the task holding it is aborted at the
+//! shutdown deadline or the queue is dropped with batches still in it.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::{mpsc, Semaphore};
+use tokio::task::{JoinHandle, JoinSet};
+
+use super::HelperSettings;
+use crate::component::{ExportError, Exporter};
+use crate::config::ComponentId;
+use crate::data::SpanBatch;
+use crate::telemetry::metrics::{Counter, Gauge, Histogram};
+use crate::telemetry::Telemetry;
+
+/// One exporter with its metrics and settings; runs export attempts with retry.
+pub struct Runner {
+    id: String,
+    exporter: Arc<dyn Exporter>,
+    settings: HelperSettings,
+    sent: Counter,
+    failed: Counter,
+    latency: Histogram,
+}
+
+/// A batch owned by one exporter until it is counted.
+pub struct Queued {
+    batch: Arc<SpanBatch>,
+    runner: Arc<Runner>,
+    counted: bool,
+}
+
+impl Drop for Queued {
+    fn drop(&mut self) {
+        if !self.counted && !self.batch.is_empty() {
+            self.runner.failed.inc_by(self.batch.len() as u64);
+            tracing::warn!(
+                exporter = %self.runner.id,
+                spans = self.batch.len(),
+                "spans not exported before the shutdown deadline, counted as failed"
+            );
+        }
+    }
+}
+
+impl Queued {
+    async fn run(mut self) {
+        let (sent, failed) = self.runner.send_with_retry(&self.batch).await;
+        self.runner.sent.inc_by(sent);
+        self.runner.failed.inc_by(failed);
+        self.counted = true;
+    }
+}
+
+impl Runner {
+    /// Exports with retry; returns (sent, failed) span counts.
+    async fn send_with_retry(&self, batch: &SpanBatch) -> (u64, u64) {
+        let n = batch.len() as u64;
+        if n == 0 {
+            return (0, 0);
+        }
+        let started = Instant::now();
+        let mut backoff = self.settings.retry.backoff();
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let t0 = Instant::now();
+            let result =
+                match tokio::time::timeout(self.settings.timeout, self.exporter.export(batch))
+                    .await
+                {
+                    Ok(r) => r,
+                    Err(_) => Err(ExportError::Retryable {
+                        reason: format!("timed out after {:?}", self.settings.timeout),
+                        retry_after: None,
+                    }),
+                };
+            self.latency.observe(t0.elapsed());
+            match result {
+                Ok(()) => return (n, 0),
+                Err(ExportError::Permanent { reason, rejected }) => {
+                    let rejected = rejected.unwrap_or(n).min(n);
+                    tracing::error!(exporter = %self.id, spans = rejected, %reason, "export failed permanently, spans dropped");
+                    return (n - rejected, rejected);
+                }
+                Err(ExportError::Retryable {
+                    reason,
+                    retry_after,
+                }) => {
+                    let retry = &self.settings.retry;
+                    let delay = retry_after.unwrap_or_else(|| backoff.next_delay());
+                    let budget_left = retry.max_elapsed_time.is_zero()
+                        || started.elapsed() + delay <= retry.max_elapsed_time;
+                    if !retry.enabled || !budget_left {
+                        tracing::error!(exporter = %self.id, spans = n, attempt, %reason, "export failed, no retries left, spans dropped");
+                        return (0, n);
+                    }
+                    tracing::warn!(exporter = %self.id, attempt, delay = ?delay, %reason, "export failed, retrying");
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        }
+    }
+}
+
+/// How pipelines reach one exporter; shared by every pipeline that names it.
+pub struct ExporterHandle {
+    pub id: ComponentId,
+    runner: Arc<Runner>,
+    /// `None` when `sending_queue.enabled: false`: senders export directly.
+    tx: Option<mpsc::Sender<Queued>>,
+    queue_size: Gauge,
+}
+
+/// A reserved queue slot (or nothing to reserve for a direct exporter).
+pub struct Slot<'a> {
+    handle: &'a ExporterHandle,
+    permit: Option<mpsc::Permit<'a, Queued>>,
+}
+
+impl Slot<'_> {
+    /// Fills the slot; for a direct exporter, returns the export to await.
+    pub fn send(self, batch: Arc<SpanBatch>) -> Option<DirectExport> {
+        let queued = Queued {
+            batch,
+            runner: self.handle.runner.clone(),
+            counted: false,
+        };
+        match self.permit {
+            Some(p) => {
+                self.handle.queue_size.add(1);
+                p.send(queued);
+                None
+            }
+            None => Some(DirectExport(queued)),
+        }
+    }
+}
+
+/// An export the sender awaits itself (queue disabled).
+pub struct DirectExport(Queued);
+
+impl DirectExport {
+    pub async fn run(self) {
+        self.0.run().await
+    }
+}
+
+#[derive(Debug, PartialEq)]
+pub struct QueueFull;
+
+impl ExporterHandle {
+    /// Reserves a slot without waiting; `Err` when the queue is full.
+    pub fn try_reserve(&self) -> Result<Slot<'_>, QueueFull> {
+        let permit = match &self.tx {
+            Some(tx) => Some(tx.try_reserve().map_err(|_| QueueFull)?),
+            None => None,
+        };
+        Ok(Slot {
+            handle: self,
+            permit,
+        })
+    }
+
+    /// Hands a batch over, waiting for queue space (or for the export, when direct).
+    pub async fn send(&self, batch: Arc<SpanBatch>) {
+        let queued = Queued {
+            batch,
+            runner: self.runner.clone(),
+            counted: false,
+        };
+        match &self.tx {
+            Some(tx) => match tx.reserve().await {
+                Ok(permit) => {
+                    self.queue_size.add(1);
+                    permit.send(queued);
+                }
+                // The consumer side only goes away when aborted at the deadline; `queued`
+                // drops here and is counted as failed.
+                Err(_) => drop(queued),
+            },
+            None => queued.run().await,
+        }
+    }
+}
+
+/// Builds the queue and starts its consumers. The returned task ends when every handle clone is
+/// dropped and the queue is drained.
+pub fn start(
+    id: &ComponentId,
+    exporter: Arc<dyn Exporter>,
+    settings: HelperSettings,
+    telemetry: &Telemetry,
+) -> (Arc<ExporterHandle>, JoinHandle<()>) {
+    let name = id.to_string();
+    let m = &telemetry.metrics;
+    let runner = Arc::new(Runner {
+        id: name.clone(),
+        exporter,
+        sent: m.exporter_sent(&name),
+        failed: m.exporter_send_failed(&name),
+        latency: m.exporter_latency(&name),
+        settings: settings.clone(),
+    });
+    let queue_size = m.exporter_queue_size(&name);
+    let capacity = m.exporter_queue_capacity(&name);
+    if !settings.queue.enabled {
+        capacity.set(0);
+        let handle = Arc::new(ExporterHandle {
+            id: id.clone(),
+            runner,
+            tx: None,
+            queue_size,
+        });
+        return (handle, tokio::spawn(async {}));
+    }
+    capacity.set(settings.queue.queue_size as i64);
+    let (tx, rx) = mpsc::channel(settings.queue.queue_size);
+    let task = tokio::spawn(consume(
+        rx,
+        settings.queue.num_consumers,
+        queue_size.clone(),
+    ));
+    let handle = Arc::new(ExporterHandle {
+        id: id.clone(),
+        runner,
+        tx: Some(tx),
+        queue_size,
+    });
+    (handle, task)
+}
+
+async fn consume(mut rx: mpsc::Receiver<Queued>, consumers: usize, queue_size: Gauge) {
+    let slots = Arc::new(Semaphore::new(consumers));
+    let mut running = JoinSet::new();
+    while let Some(item) = rx.recv().await {
+        queue_size.sub(1);
+        // The semaphore is never closed, so acquiring only waits.
+        let Ok(permit) = slots.clone().acquire_owned().await else {
+            break;
+        };
+        running.spawn(async move {
+            item.run().await;
+            drop(permit);
+        });
+        while running.try_join_next().is_some() {}
+    }
+    while running.join_next().await.is_some() {}
+}
+
+/// Test helper: polls until `f` is true (5s at most).
+#[cfg(test)]
+pub(crate) async fn wait_until(mut f: impl FnMut() -> bool) {
+    for _ in 0..500 {
+        if f() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("condition not met in 5s");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::component::BoxFuture;
+    use crate::exporters::helper::{QueueConfig, RetryConfig};
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::time::Duration;
+
+    /// Fails `fail_first` times with a retryable error, then succeeds.
+    struct Flaky {
+        calls: AtomicU32,
+        fail_first: u32,
+        permanent: bool,
+    }
+
+    impl Exporter for Flaky {
+        fn export<'a>(&'a self, _: &'a SpanBatch) -> BoxFuture<'a, Result<(), ExportError>> {
+            Box::pin(async move {
+                let c = self.calls.fetch_add(1, Ordering::SeqCst);
+                if self.permanent {
+                    return Err(ExportError::Permanent {
+                        reason: "bad".into(),
+                        rejected: Some(1),
+                    });
+                }
+                if c < self.fail_first {
+                    Err(ExportError::Retryable {
+                        reason: "down".into(),
+                        retry_after: None,
+                    })
+                } else {
+                    Ok(())
+                }
+            })
+        }
+    }
+
+    fn settings(queue: bool) -> HelperSettings {
+        HelperSettings {
+            timeout: Duration::from_secs(1),
+            retry: RetryConfig {
+                initial_interval: Duration::from_millis(5),
+                max_interval: Duration::from_millis(10),
+                ..Default::default()
+            },
+            queue: QueueConfig {
+                enabled: queue,
+                queue_size: 2,
+                num_consumers: 1,
+            },
+        }
+    }
+
+    fn batch(n: usize) -> Arc<SpanBatch> {
+        use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+        Arc::new(SpanBatch::new(vec![ResourceSpans {
+            scope_spans: vec![ScopeSpans {
+                spans: vec![Span::default(); n],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }]))
+    }
+
+    #[tokio::test]
+    async fn retries_then_counts_sent() {
+        let t = Telemetry::new();
+        let id = ComponentId::parse("otlp/x").unwrap();
+        let exp = Arc::new(Flaky {
+            calls: AtomicU32::new(0),
+            fail_first: 2,
+            permanent: false,
+        });
+        let (h, task) = start(&id, exp.clone(), settings(true), &t);
+        h.send(batch(3)).await;
+        drop(h);
+        task.await.unwrap();
+        assert_eq!(exp.calls.load(Ordering::SeqCst), 3);
+        assert_eq!(t.metrics.exporter_sent("otlp/x").get(), 3);
+        assert_eq!(t.metrics.exporter_send_failed("otlp/x").get(), 0);
+        assert_eq!(t.metrics.exporter_queue_size("otlp/x").get(), 0);
+        assert_eq!(t.metrics.exporter_latency("otlp/x").count(), 3);
+    }
+
+    #[tokio::test]
+    async fn permanent_partial_rejection_and_direct_mode() {
+        let t = Telemetry::new();
+        let id = ComponentId::parse("otlp/p").unwrap();
+        let exp = Arc::new(Flaky {
+            calls: AtomicU32::new(0),
+            fail_first: 0,
+            permanent: true,
+        });
+        let (h, _task) = start(&id, exp, settings(false), &t);
+        let slot = h.try_reserve().unwrap();
+        slot.send(batch(4)).unwrap().run().await;
+        assert_eq!(t.metrics.exporter_sent("otlp/p").get(), 3);
+        assert_eq!(t.metrics.exporter_send_failed("otlp/p").get(), 1);
+    }
+
+    #[tokio::test]
+    async fn full_queue_refuses_and_abort_counts_failed() {
+        let t = Telemetry::new();
+        let id = ComponentId::parse("otlp/down").unwrap();
+        let exp = Arc::new(Flaky {
+            calls: AtomicU32::new(0),
+            fail_first: u32::MAX,
+            permanent: false,
+        });
+        let (h, task) = start(&id, exp, settings(true), &t);
+        // One in the consumer, two queued: the fourth reservation fails.
+        for _ in 0..3 {
+            h.try_reserve().unwrap().send(batch(1));
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(h.try_reserve().err(), Some(QueueFull));
+        task.abort();
+        let _ = task.await;
+        drop(h);
+        wait_until(|| t.metrics.exporter_send_failed("otlp/down").get() == 3).await;
+        assert_eq!(t.metrics.exporter_sent("otlp/down").get(), 0);
+    }
+}

@@ -1,0 +1,19 @@
+//! Exporters: where spans leave. Each makes one attempt per call; [`helper`] does the rest.
+
+pub mod debug;
+pub mod file;
+pub mod helper;
+pub mod otlp;
+pub mod tls;
+
+use crate::component::registry::Registry;
+
+pub fn register(r: &mut Registry) {
+    r.add_exporter("otlp", otlp::config::parse_otlp);
+    // Aliases the contrib collector uses.
+    r.add_exporter("otlp_grpc", otlp::config::parse_otlp);
+    r.add_exporter("otlp_http", otlp::config::parse_otlp_http);
+    r.add_exporter("otlphttp", otlp::config::parse_otlp_http);
+    r.add_exporter("debug", debug::parse);
+    r.add_exporter("file", file::parse);
+}

@@ -1,0 +1,14 @@
+//! spangate: an OpenTelemetry trace pipeline. Receivers -> processors -> exporters, configured
+//! in `pipelines.yaml` with the OpenTelemetry Collector's layout.
+
+pub mod app;
+pub mod cli;
+pub mod component;
+pub mod config;
+pub mod data;
+pub mod exporters;
+pub mod pipeline;
+pub mod processors;
+pub mod receivers;
+pub mod telemetry;
+pub mod tls;

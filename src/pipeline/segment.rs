@@ -1,0 +1,184 @@
+//! A pipeline is a chain of segments: inline processors, then a hop to the next staged
+//! processor's bounded channel or to the exporters. The receiver runs the first segment; each
+//! staged processor runs the segment after it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use crate::component::{InlineProcessor, Verdict};
+use crate::data::SpanBatch;
+use crate::exporters::helper::queue::{DirectExport, Slot};
+use crate::exporters::helper::ExporterHandle;
+use crate::telemetry::metrics::{Counter, Gauge};
+
+pub struct Inline {
+    pub id: String,
+    pub processor: Box<dyn InlineProcessor>,
+    /// Counts spans of a batch this processor refuses after a staged processor, where the
+    /// receiver has already answered and refusing is no longer possible.
+    pub refused_late: Counter,
+}
+
+pub enum Hop {
+    /// Into a staged processor; `loss` counts what its task still holds if it is aborted.
+    Stage {
+        tx: mpsc::Sender<SpanBatch>,
+        loss: Counter,
+    },
+    /// Fan-out to every exporter of the pipeline.
+    Exporters(Vec<Arc<ExporterHandle>>),
+}
+
+pub struct Segment {
+    pub inline: Vec<Inline>,
+    pub next: Hop,
+}
+
+/// A reserved place for one batch at a segment's hop.
+pub enum Reservation<'a> {
+    Stage(mpsc::Permit<'a, SpanBatch>, &'a Counter),
+    Exporters(Vec<Slot<'a>>),
+}
+
+impl Reservation<'_> {
+    /// Sends; returns exports to await when some exporter runs without a queue.
+    pub fn send(self, mut batch: SpanBatch) -> Vec<DirectExport> {
+        match self {
+            Reservation::Stage(permit, loss) => {
+                batch.set_holder(Some(loss.clone()));
+                permit.send(batch);
+                Vec::new()
+            }
+            Reservation::Exporters(slots) => {
+                batch.set_holder(None);
+                let shared = Arc::new(batch);
+                slots
+                    .into_iter()
+                    .filter_map(|s| s.send(shared.clone()))
+                    .collect()
+            }
+        }
+    }
+}
+
+impl Segment {
+    /// Runs the inline processors in order. Stops early on an emptied batch or a refusal, and
+    /// then names the refusing processor.
+    pub fn run_inline(&self, batch: &mut SpanBatch) -> Result<(), (&Inline, Duration)> {
+        for p in &self.inline {
+            if batch.is_empty() {
+                break;
+            }
+            if let Verdict::Refuse { retry_after } = p.processor.process(batch) {
+                return Err((p, retry_after));
+            }
+        }
+        Ok(())
+    }
+
+    /// Reserves room at the hop without waiting; `None` when full.
+    pub fn try_reserve(&self) -> Option<Reservation<'_>> {
+        match &self.next {
+            Hop::Stage { tx, loss } => tx.try_reserve().ok().map(|p| Reservation::Stage(p, loss)),
+            Hop::Exporters(handles) => {
+                let mut slots = Vec::with_capacity(handles.len());
+                for h in handles {
+                    slots.push(h.try_reserve().ok()?);
+                }
+                Some(Reservation::Exporters(slots))
+            }
+        }
+    }
+
+    /// Processes and forwards a batch, waiting for room (used after staged processors, where
+    /// waiting is the backpressure that eventually makes receivers refuse).
+    pub async fn send(&self, mut batch: SpanBatch) {
+        if let Err((p, _)) = self.run_inline(&mut batch) {
+            // Only reachable with a refusing processor placed after a staged one: the client
+            // has its answer already, so the refusal becomes a counted drop.
+            p.refused_late.inc_by(batch.len() as u64);
+            batch.recount_as_dropped();
+            return;
+        }
+        if batch.is_empty() {
+            return;
+        }
+        match &self.next {
+            Hop::Stage { tx, loss } => {
+                batch.set_holder(Some(loss.clone()));
+                // A closed channel means the next stage was aborted at the deadline; the batch
+                // drops here and its holder counts it.
+                let _ = tx.send(batch).await;
+            }
+            Hop::Exporters(handles) => {
+                batch.set_holder(None);
+                let shared = Arc::new(batch);
+                for h in handles {
+                    h.send(shared.clone()).await;
+                }
+            }
+        }
+    }
+}
+
+/// Why a receiver could not hand a request to its pipelines.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Refusal {
+    /// A pipeline's first hop is full; retry later.
+    Full,
+    /// A processor refused (rate limit); retry after the hint.
+    Refused { retry_after: Duration },
+}
+
+/// The first segment of one pipeline, as a receiver sees it.
+pub struct Head {
+    pub pipeline: String,
+    pub segment: Segment,
+    pub inflight: Gauge,
+}
+
+/// Everything one receiver feeds: one head per pipeline that names it.
+pub struct Fanout {
+    pub heads: Vec<Arc<Head>>,
+}
+
+impl Fanout {
+    /// All or nothing: every pipeline gets its copy, or none does and the caller refuses.
+    pub async fn consume(&self, batch: SpanBatch) -> Result<(), Refusal> {
+        let mut reservations = Vec::with_capacity(self.heads.len());
+        for head in &self.heads {
+            reservations.push(head.segment.try_reserve().ok_or(Refusal::Full)?);
+        }
+        let mut copies = Vec::with_capacity(self.heads.len());
+        let mut original = Some(batch);
+        for (i, head) in self.heads.iter().enumerate() {
+            // The last pipeline takes the original; the others get copies.
+            let mut b = if i + 1 == self.heads.len() {
+                original.take().unwrap_or_else(|| SpanBatch::new(Vec::new()))
+            } else {
+                original
+                    .as_ref()
+                    .map(SpanBatch::duplicate)
+                    .unwrap_or_else(|| SpanBatch::new(Vec::new()))
+            };
+            b.track(head.inflight.clone());
+            if let Err((_, retry_after)) = head.segment.run_inline(&mut b) {
+                return Err(Refusal::Refused { retry_after });
+            }
+            copies.push(b);
+        }
+        let mut direct = Vec::new();
+        for (reservation, b) in reservations.into_iter().zip(copies) {
+            if b.is_empty() {
+                continue;
+            }
+            direct.extend(reservation.send(b));
+        }
+        for d in direct {
+            d.run().await;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,229 @@
+//! `receivers.otlp` config.
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde::{Deserialize, Deserializer};
+
+use crate::component::registry::{parse_config, Check, Problems};
+use crate::component::{BoxFuture, BuildError, ReceiverConfig, ReceiverContext, RunningReceiver};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OtlpReceiverConfig {
+    /// Which transports to serve; at least one.
+    #[serde(default)]
+    pub protocols: Protocols,
+    /// Require `Authorization: Bearer <token>` on every request.
+    #[serde(default)]
+    pub auth: Option<AuthConfig>,
+    /// Serve TLS (and with `client_ca_file`, require client certificates).
+    #[serde(default)]
+    pub tls: Option<TlsServerSettings>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Protocols {
+    /// OTLP/gRPC; `grpc:` with nothing under it means the defaults.
+    #[serde(default, deserialize_with = "present_means_default")]
+    pub grpc: Option<GrpcSettings>,
+    /// OTLP/HTTP (`POST /v1/traces`); `http:` alone means the defaults.
+    #[serde(default, deserialize_with = "present_means_default")]
+    pub http: Option<HttpSettings>,
+}
+
+/// A key that is present, even with a null value, enables the protocol with defaults.
+fn present_means_default<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Some(Option::<T>::deserialize(d)?.unwrap_or_default()))
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrpcSettings {
+    /// `host:port` to listen on (default `0.0.0.0:4317`).
+    #[serde(default = "grpc_endpoint")]
+    pub endpoint: String,
+    /// Largest request message, in MiB, checked after decompression (default 4).
+    #[serde(default = "four")]
+    pub max_recv_msg_size_mib: u64,
+}
+
+impl Default for GrpcSettings {
+    fn default() -> Self {
+        GrpcSettings {
+            endpoint: grpc_endpoint(),
+            max_recv_msg_size_mib: four(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    /// `host:port` to listen on (default `0.0.0.0:4318`).
+    #[serde(default = "http_endpoint")]
+    pub endpoint: String,
+    /// Largest request body in bytes, checked after decompression (default 20 MiB).
+    #[serde(default = "twenty_mib")]
+    pub max_request_body_size: u64,
+    /// Path that takes traces (default `/v1/traces`).
+    #[serde(default = "traces_path")]
+    pub traces_url_path: String,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            endpoint: http_endpoint(),
+            max_request_body_size: twenty_mib(),
+            traces_url_path: traces_path(),
+        }
+    }
+}
+
+fn grpc_endpoint() -> String {
+    "0.0.0.0:4317".into()
+}
+fn http_endpoint() -> String {
+    "0.0.0.0:4318".into()
+}
+fn four() -> u64 {
+    4
+}
+fn twenty_mib() -> u64 {
+    20 * 1024 * 1024
+}
+fn traces_path() -> String {
+    "/v1/traces".into()
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// The token clients must send as `Authorization: Bearer <token>`.
+    pub bearer_token: String,
+}
+
+// The token is a secret: never print it.
+impl fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthConfig")
+            .field("bearer_token", &"<redacted>")
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsServerSettings {
+    /// PEM certificate chain.
+    pub cert_file: String,
+    /// PEM private key.
+    pub key_file: String,
+    /// PEM CA bundle; when set, clients must present a certificate it signed (mTLS).
+    #[serde(default)]
+    pub client_ca_file: Option<String>,
+}
+
+impl TlsServerSettings {
+    pub fn server_config(
+        &self,
+        alpn: &[&[u8]],
+    ) -> Result<Arc<rustls::ServerConfig>, crate::tls::TlsError> {
+        crate::tls::server_config(
+            &self.cert_file,
+            &self.key_file,
+            self.client_ca_file.as_deref(),
+            alpn,
+        )
+    }
+}
+
+fn check_endpoint(field: &str, endpoint: &str, out: &mut Problems) {
+    let ok = endpoint
+        .rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+    if !ok {
+        out.push((
+            field.into(),
+            format!("`{endpoint}` is not a host:port address (e.g. 0.0.0.0:4317)"),
+        ));
+    }
+}
+
+impl Check for OtlpReceiverConfig {
+    fn check(&self) -> Problems {
+        let mut out = Vec::new();
+        if self.protocols.grpc.is_none() && self.protocols.http.is_none() {
+            out.push((
+                "protocols".into(),
+                "enable at least one of `grpc` or `http`".into(),
+            ));
+        }
+        if let Some(g) = &self.protocols.grpc {
+            check_endpoint("protocols.grpc.endpoint", &g.endpoint, &mut out);
+            if g.max_recv_msg_size_mib == 0 {
+                out.push((
+                    "protocols.grpc.max_recv_msg_size_mib".into(),
+                    "must be at least 1".into(),
+                ));
+            }
+        }
+        if let Some(h) = &self.protocols.http {
+            check_endpoint("protocols.http.endpoint", &h.endpoint, &mut out);
+            if h.max_request_body_size == 0 {
+                out.push((
+                    "protocols.http.max_request_body_size".into(),
+                    "must be at least 1".into(),
+                ));
+            }
+            if !h.traces_url_path.starts_with('/') {
+                out.push((
+                    "protocols.http.traces_url_path".into(),
+                    "must start with `/`".into(),
+                ));
+            }
+        }
+        if let Some(a) = &self.auth {
+            if a.bearer_token.is_empty() {
+                out.push((
+                    "auth.bearer_token".into(),
+                    "must not be empty (an unset variable gives an empty token)".into(),
+                ));
+            }
+        }
+        if let Some(t) = &self.tls {
+            // Loading now makes `validate` catch unreadable or invalid certificates.
+            if let Err(e) = t.server_config(&[]) {
+                out.push(("tls".into(), e.to_string()));
+            }
+        }
+        out
+    }
+}
+
+pub fn parse(v: &serde_json::Value) -> Result<Arc<dyn ReceiverConfig>, Problems> {
+    Ok(Arc::new(parse_config::<OtlpReceiverConfig>(v)?))
+}
+
+impl ReceiverConfig for OtlpReceiverConfig {
+    fn endpoints(&self) -> Vec<(String, String)> {
+        let mut v = Vec::new();
+        if let Some(g) = &self.protocols.grpc {
+            v.push(("protocols.grpc.endpoint".into(), g.endpoint.clone()));
+        }
+        if let Some(h) = &self.protocols.http {
+            v.push(("protocols.http.endpoint".into(), h.endpoint.clone()));
+        }
+        v
+    }
+
+    fn start(&self, ctx: ReceiverContext) -> BoxFuture<'_, Result<RunningReceiver, BuildError>> {
+        Box::pin(super::start(self.clone(), ctx))
+    }
+}

@@ -1,0 +1,175 @@
+//! The OTLP receiver: gRPC and HTTP on their own listeners, one shared path into the pipelines.
+
+pub mod auth;
+pub mod config;
+pub mod grpc;
+pub mod http;
+pub mod server;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use tokio::sync::watch;
+
+use crate::component::{BuildError, ReceiverContext, RunningReceiver};
+use crate::config::ComponentId;
+use crate::data::{validate, SpanBatch};
+use crate::pipeline::{Fanout, Refusal};
+use crate::telemetry::metrics::Counter;
+use crate::telemetry::Telemetry;
+use config::OtlpReceiverConfig;
+
+/// Requests bigger than this are decompressed and decoded on the blocking pool, so one big
+/// request does not stall the runtime thread serving other connections.
+pub(crate) const OFFLOAD_BYTES: usize = 256 * 1024;
+
+/// How long a refused client should wait before retrying.
+pub(crate) const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Transport {
+    Grpc,
+    Http,
+}
+
+impl Transport {
+    fn label(self) -> &'static str {
+        match self {
+            Transport::Grpc => "grpc",
+            Transport::Http => "http",
+        }
+    }
+}
+
+/// What the receiver tells the client when it keeps the request.
+#[derive(Debug, Default)]
+pub struct Accepted {
+    pub rejected_spans: u64,
+    pub message: String,
+}
+
+/// State shared by both transports' handlers.
+pub struct Shared {
+    pub id: ComponentId,
+    fanout: Arc<Fanout>,
+    telemetry: Arc<Telemetry>,
+    pub token: Option<String>,
+    accepted_grpc: Counter,
+    accepted_http: Counter,
+}
+
+impl Shared {
+    /// Validates spans, hands the rest to the pipelines, and counts.
+    pub async fn accept(
+        &self,
+        transport: Transport,
+        mut request: ExportTraceServiceRequest,
+    ) -> Result<Accepted, Refusal> {
+        let rejected = validate::remove_invalid(&mut request.resource_spans);
+        if rejected.spans > 0 {
+            self.refused(transport, "invalid_span", rejected.spans);
+            tracing::debug!(receiver = %self.id, spans = rejected.spans, reason = %rejected.message, "spans rejected");
+        }
+        let batch = SpanBatch::new(request.resource_spans);
+        let n = batch.len() as u64;
+        if n > 0 {
+            if let Err(refusal) = self.fanout.consume(batch).await {
+                let reason = match refusal {
+                    Refusal::Full => "pipeline_full",
+                    Refusal::Refused { .. } => "refused_by_processor",
+                };
+                self.refused(transport, reason, n);
+                return Err(refusal);
+            }
+            match transport {
+                Transport::Grpc => self.accepted_grpc.inc_by(n),
+                Transport::Http => self.accepted_http.inc_by(n),
+            }
+        }
+        Ok(Accepted {
+            rejected_spans: rejected.spans,
+            message: rejected.message,
+        })
+    }
+
+    /// Counts refused spans (when known) and the refused request.
+    pub fn refused(&self, transport: Transport, reason: &str, spans: u64) {
+        let m = &self.telemetry.metrics;
+        let id = self.id.to_string();
+        if spans > 0 {
+            m.receiver_refused(&id, transport.label(), reason)
+                .inc_by(spans);
+        }
+        m.receiver_refused_requests(&id, transport.label(), reason)
+            .inc_by(1);
+    }
+}
+
+pub async fn start(
+    cfg: OtlpReceiverConfig,
+    ctx: ReceiverContext,
+) -> Result<RunningReceiver, BuildError> {
+    let name = ctx.id.to_string();
+    let m = &ctx.telemetry.metrics;
+    let shared = Arc::new(Shared {
+        accepted_grpc: m.receiver_accepted(&name, "grpc"),
+        accepted_http: m.receiver_accepted(&name, "http"),
+        id: ctx.id.clone(),
+        fanout: ctx.fanout,
+        telemetry: ctx.telemetry.clone(),
+        token: cfg.auth.as_ref().map(|a| a.bearer_token.clone()),
+    });
+    let (stop, stopped) = watch::channel(false);
+    let mut tasks = Vec::new();
+    if let Some(g) = &cfg.protocols.grpc {
+        let listener = ctx
+            .listeners
+            .listen(&g.endpoint)
+            .map_err(|e| BuildError::new(&ctx.id, format!("cannot listen on {}: {e}", g.endpoint)))?;
+        let tls = match &cfg.tls {
+            Some(t) => Some(
+                t.server_config(&[b"h2"])
+                    .map_err(|e| BuildError::new(&ctx.id, e))?,
+            ),
+            None => None,
+        };
+        let limit = (g.max_recv_msg_size_mib * 1024 * 1024) as usize;
+        let handler = grpc::GrpcHandler::new(shared.clone(), limit);
+        tracing::info!(receiver = %ctx.id, endpoint = %g.endpoint, tls = tls.is_some(), "otlp grpc listening");
+        tasks.push(tokio::spawn(server::serve(
+            listener,
+            tls,
+            server::Protocol::Http2Only,
+            handler,
+            stopped.clone(),
+        )));
+    }
+    if let Some(h) = &cfg.protocols.http {
+        let listener = ctx
+            .listeners
+            .listen(&h.endpoint)
+            .map_err(|e| BuildError::new(&ctx.id, format!("cannot listen on {}: {e}", h.endpoint)))?;
+        let tls = match &cfg.tls {
+            Some(t) => Some(
+                t.server_config(&[b"h2", b"http/1.1"])
+                    .map_err(|e| BuildError::new(&ctx.id, e))?,
+            ),
+            None => None,
+        };
+        let handler = http::HttpHandler::new(
+            shared.clone(),
+            h.max_request_body_size as usize,
+            h.traces_url_path.clone(),
+        );
+        tracing::info!(receiver = %ctx.id, endpoint = %h.endpoint, tls = tls.is_some(), "otlp http listening");
+        tasks.push(tokio::spawn(server::serve(
+            listener,
+            tls,
+            server::Protocol::Auto,
+            handler,
+            stopped,
+        )));
+    }
+    Ok(RunningReceiver { stop, tasks })
+}
