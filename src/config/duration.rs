@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use serde::{de, Deserialize, Deserializer};
+use serde::{de, Deserializer};
 
 /// Parses a Go-style duration. Units: ns, us (µs), ms, s, m, h. `0` alone is allowed.
 pub fn parse(text: &str) -> Result<Duration, String> {
@@ -46,10 +46,38 @@ pub fn parse(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_nanos(total as u64))
 }
 
+struct DurationVisitor;
+
+impl de::Visitor<'_> for DurationVisitor {
+    type Value = Duration;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a duration with a unit, e.g. 250ms, 10s, 5m, 1h")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Duration, E> {
+        parse(v).map_err(E::custom)
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Duration, E> {
+        if v == 0 {
+            return Ok(Duration::ZERO);
+        }
+        Err(E::custom(format!(
+            "`{v}` has no unit: write a duration like {v}s or {v}ms"
+        )))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Duration, E> {
+        Err(E::custom(format!(
+            "`{v}` is not a duration: write e.g. 250ms, 10s, 5m, 1h"
+        )))
+    }
+}
+
 /// serde helper: `#[serde(with = "crate::config::duration")]`.
 pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    let s = String::deserialize(d)?;
-    parse(&s).map_err(de::Error::custom)
+    d.deserialize_any(DurationVisitor)
 }
 
 #[cfg(test)]

@@ -19,14 +19,26 @@ pub struct PipelineSpec {
     pub exporters: Vec<ComponentId>,
 }
 
+/// The components that parsed, and the ids whose problems were already reported.
+pub struct Defined<'a> {
+    pub receivers: &'a BTreeMap<ComponentId, Arc<dyn ReceiverConfig>>,
+    pub processors: &'a BTreeMap<ComponentId, Arc<dyn ProcessorConfig>>,
+    pub exporters: &'a BTreeMap<ComponentId, Arc<dyn ExporterConfig>>,
+    pub reported: &'a [ComponentId],
+}
+
 pub fn check(
     service: &ServiceConfig,
-    receivers: &BTreeMap<ComponentId, Arc<dyn ReceiverConfig>>,
-    processors: &BTreeMap<ComponentId, Arc<dyn ProcessorConfig>>,
-    exporters: &BTreeMap<ComponentId, Arc<dyn ExporterConfig>>,
+    defined: Defined<'_>,
     lines: &LineMap,
     diags: &mut Diagnostics,
 ) -> Vec<PipelineSpec> {
+    let Defined {
+        receivers,
+        processors,
+        exporters,
+        reported,
+    } = defined;
     let mut specs = Vec::new();
     if service.pipelines.is_empty() {
         diags.push(
@@ -63,9 +75,12 @@ pub fn check(
                 continue;
             }
         };
-        let receivers = resolve(&base, "receivers", &p.receivers, receivers, lines, diags);
-        let processors = resolve(&base, "processors", &p.processors, processors, lines, diags);
-        let exporters = resolve(&base, "exporters", &p.exporters, exporters, lines, diags);
+        let mut resolve = |field: &str, names: &[String], defined: Vec<&ComponentId>| {
+            resolve(&base, field, names, &defined, reported, lines, diags)
+        };
+        let receivers = resolve("receivers", &p.receivers, receivers.keys().collect());
+        let processors = resolve("processors", &p.processors, processors.keys().collect());
+        let exporters = resolve("exporters", &p.exporters, exporters.keys().collect());
         if p.receivers.is_empty() {
             diags.push(format!("{base}.receivers"), "must name at least one receiver", lines);
         }
@@ -112,24 +127,25 @@ pub fn check(
     specs
 }
 
-fn resolve<C: ?Sized>(
+fn resolve(
     base: &str,
     field: &str,
     names: &[String],
-    defined: &BTreeMap<ComponentId, Arc<C>>,
+    defined: &[&ComponentId],
+    reported: &[ComponentId],
     lines: &LineMap,
     diags: &mut Diagnostics,
 ) -> Vec<ComponentId> {
     let mut out: Vec<ComponentId> = Vec::new();
+    let defined_names: Vec<String> = defined.iter().map(|id| format!("`{id}`")).collect();
     for (i, name) in names.iter().enumerate() {
         let path = format!("{base}.{field}[{i}]");
         match ComponentId::parse(name) {
-            Ok(id) if !defined.contains_key(&id) => diags.push(
+            // Its own problem was reported where it is defined.
+            Ok(id) if reported.contains(&id) => {}
+            Ok(id) if !defined.contains(&&id) => diags.push(
                 path,
-                format!(
-                    "`{id}` is not defined under `{field}`{}",
-                    suggest(defined.keys())
-                ),
+                format!("`{id}` is not defined under `{field}`{}", suggest(&defined_names)),
                 lines,
             ),
             Ok(id) if out.contains(&id) => {
@@ -142,8 +158,7 @@ fn resolve<C: ?Sized>(
     out
 }
 
-fn suggest<'a>(defined: impl Iterator<Item = &'a ComponentId>) -> String {
-    let names: Vec<String> = defined.map(|d| format!("`{d}`")).collect();
+fn suggest(names: &[String]) -> String {
     if names.is_empty() {
         String::new()
     } else {

@@ -182,11 +182,24 @@ fn parse_root(
     for (field, problem) in service.check() {
         diags.push(format!("service.{field}"), problem, lines);
     }
+    let reported: Vec<ComponentId> = receivers
+        .1
+        .iter()
+        .map(|(id, _)| id.clone())
+        .chain(receivers.2.iter().cloned())
+        .chain(processors.1.iter().map(|(id, _)| id.clone()))
+        .chain(processors.2.iter().cloned())
+        .chain(exporters.1.iter().map(|(id, _)| id.clone()))
+        .chain(exporters.2.iter().cloned())
+        .collect();
     let pipelines = graph::check(
         &service,
-        &receivers.0,
-        &processors.0,
-        &exporters.0,
+        graph::Defined {
+            receivers: &receivers.0,
+            processors: &processors.0,
+            exporters: &exporters.0,
+            reported: &reported,
+        },
         lines,
         diags,
     );
@@ -199,10 +212,12 @@ fn parse_root(
     })
 }
 
-/// The result of parsing one section: good components, and ids whose type is unknown.
+/// The result of parsing one section: good components, ids whose type is unknown, and ids
+/// whose config is invalid (already reported, so pipelines naming them add no second error).
 type Section<C> = (
     BTreeMap<ComponentId, Arc<C>>,
     Vec<(ComponentId, String)>,
+    Vec<ComponentId>,
 );
 
 type ParseFn<C> = crate::component::registry::ParseFn<C>;
@@ -216,12 +231,13 @@ fn parse_section<C: ?Sized>(
 ) -> Section<C> {
     let mut good = BTreeMap::new();
     let mut unknown = Vec::new();
+    let mut failed = Vec::new();
     let entries = match value {
-        None | Some(Value::Null) => return (good, unknown),
+        None | Some(Value::Null) => return (good, unknown, failed),
         Some(Value::Object(m)) => m,
         Some(_) => {
             diags.push(section, "expected a mapping of component ids", lines);
-            return (good, unknown);
+            return (good, unknown, failed);
         }
     };
     for (key, body) in entries {
@@ -249,10 +265,11 @@ fn parse_section<C: ?Sized>(
                 for (field, message) in problems {
                     diags.push(join_path(&path, &field), message, lines);
                 }
+                failed.push(id);
             }
         }
     }
-    (good, unknown)
+    (good, unknown, failed)
 }
 
 pub(crate) fn join_path(prefix: &str, field: &str) -> String {

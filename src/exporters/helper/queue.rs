@@ -237,12 +237,16 @@ pub fn start(
 async fn consume(mut rx: mpsc::Receiver<Queued>, consumers: usize, queue_size: Gauge) {
     let slots = Arc::new(Semaphore::new(consumers));
     let mut running = JoinSet::new();
-    while let Some(item) = rx.recv().await {
-        queue_size.sub(1);
+    loop {
+        // A free consumer first, then a batch: the queue then holds exactly `queue_size`.
         // The semaphore is never closed, so acquiring only waits.
         let Ok(permit) = slots.clone().acquire_owned().await else {
             break;
         };
+        let Some(item) = rx.recv().await else {
+            break;
+        };
+        queue_size.sub(1);
         running.spawn(async move {
             item.run().await;
             drop(permit);
@@ -374,7 +378,7 @@ mod tests {
             permanent: false,
         });
         let (h, task) = start(&id, exp, settings(true), &t);
-        // One in the consumer, two queued: the fourth reservation fails.
+        // One in the consumer (retrying forever), two queued: the fourth reservation fails.
         for _ in 0..3 {
             h.try_reserve().unwrap().send(batch(1));
             tokio::time::sleep(Duration::from_millis(20)).await;
