@@ -202,10 +202,28 @@ pub fn grpc_call(port: u16, path: &str, headers: &[(&str, &str)], body: Vec<u8>)
                 .map(|v| v.to_str().unwrap_or("").to_string())
         };
         let status = pick("grpc-status").and_then(|s| s.parse().ok()).unwrap_or(-1);
-        let message = pick("grpc-message").unwrap_or_default();
+        let message = percent_decode(&pick("grpc-message").unwrap_or_default());
         let details = pick("grpc-status-details-bin").is_some();
         let bytes = collected.to_bytes();
         let msg = if bytes.len() >= 5 { bytes.slice(5..) } else { Bytes::new() };
         (status, message, msg, details)
     })
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
