@@ -40,6 +40,11 @@ pub enum Protocol {
 
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// After the listener stops, how long connections get to send a request before the graceful
+/// close. A connection accepted just before the stop (a reload swaps receivers under load) is
+/// otherwise closed before its first request is read, and the client sees a broken pipe.
+const STOP_GRACE: Duration = Duration::from_millis(300);
+
 pub async fn serve<H: Handler>(
     listener: TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,
@@ -112,6 +117,10 @@ pub async fn serve<H: Handler>(
         while connections.try_join_next().is_some() {}
     }
     drop(listener);
+    while connections.try_join_next().is_some() {}
+    if !connections.is_empty() {
+        tokio::time::sleep(STOP_GRACE).await;
+    }
     graceful.shutdown().await;
     while connections.join_next().await.is_some() {}
 }
