@@ -1,0 +1,212 @@
+//! The command line: `validate` (exit codes and golden messages), `--version`, merging
+//! `--config` files, start-up failures, log format, and readiness while draining.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::client::http_post;
+use common::sink::Sink;
+use common::{free_port, http_get, Spangate};
+
+fn spangate(args: &[&str], dir: &std::path::Path) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_spangate"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("SPANGATE_LOG")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn shipped_pipelines_yaml_is_valid() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let (code, out, err) = spangate(&["validate", "--config", "pipelines.yaml"], root);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("config is valid: 1 pipeline(s)"), "{out}");
+}
+
+#[test]
+fn version() {
+    let (code, out, _) = spangate(&["--version"], std::path::Path::new("."));
+    assert_eq!(code, 0);
+    assert_eq!(out.trim(), format!("spangate {}", env!("CARGO_PKG_VERSION")));
+}
+
+const BROKEN: &str = "receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:99999
+      http:
+        max_request_body_size: -5
+processors:
+  batch:
+    timeout: 1 minute
+exporters:
+  otlp/up:
+    endpoint: collector:4317
+    compression: zstd
+  debug:
+    verbosity: loud
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [batch, memory_limiter]
+      exporters: [otlp/up, debug, jaeger]
+";
+
+const BROKEN_ERRORS: &str = "\
+error: receivers.otlp.protocols.http.max_request_body_size: invalid value: integer `-5`, expected a non-negative integer (line 7)
+error: processors.batch.timeout: invalid duration `1 minute`: expected e.g. 250ms, 10s, 5m, 1h (line 10)
+error: exporters.otlp/up.compression: unknown variant `zstd`, expected `gzip` or `none` (line 14)
+error: exporters.debug.verbosity: unknown variant `loud`, expected one of `basic`, `normal`, `detailed` (line 16)
+error: service.pipelines.traces.processors[1]: `memory_limiter` is not defined under `processors` (line 21)
+error: service.pipelines.traces.exporters[2]: `jaeger` is not defined under `exporters` (line 22)
+";
+
+#[test]
+fn validate_reports_every_problem_with_path_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("bad.yaml"), BROKEN).unwrap();
+    let (code, out, err) = spangate(&["validate", "--config", "bad.yaml"], dir.path());
+    assert_eq!(code, 1);
+    assert_eq!(out, "");
+    assert_eq!(err, BROKEN_ERRORS);
+    // Running it fails the same way, before binding anything.
+    let (code, _, err) = spangate(&["--config", "bad.yaml"], dir.path());
+    assert_eq!(code, 1);
+    assert!(err.starts_with(BROKEN_ERRORS), "{err}");
+    // A missing file.
+    let (code, _, err) = spangate(&["validate", "--config", "nope.yaml"], dir.path());
+    assert_eq!(code, 1);
+    assert!(err.starts_with("error: cannot read config file nope.yaml"), "{err}");
+}
+
+#[test]
+fn second_config_merges_over_first() {
+    let (first, second) = (free_port(), free_port());
+    let sg = Spangate::start(&format!(
+        "
+receivers:
+  otlp:
+    protocols: {{ http: {{ endpoint: 127.0.0.1:{first} }} }}
+exporters:
+  file: {{ path: ./out.jsonl }}
+service:
+  pipelines:
+    traces: {{ receivers: [otlp], exporters: [file] }}
+"
+    ));
+    drop(sg);
+    let dir = tempfile::tempdir().unwrap();
+    let metrics = free_port();
+    std::fs::write(
+        dir.path().join("base.yaml"),
+        format!(
+            "receivers:\n  otlp:\n    protocols: {{ http: {{ endpoint: 127.0.0.1:{first} }} }}\nexporters:\n  file: {{ path: ./out.jsonl }}\nservice:\n  telemetry: {{ metrics: {{ address: 127.0.0.1:{metrics} }} }}\n  pipelines:\n    traces: {{ receivers: [otlp], exporters: [file] }}\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("override.yaml"),
+        format!("receivers:\n  otlp:\n    protocols: {{ http: {{ endpoint: 127.0.0.1:{second} }} }}\n"),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_spangate"))
+        .args(["--config", "base.yaml", "--config", "override.yaml"])
+        .current_dir(dir.path())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut ready = false;
+    for _ in 0..200 {
+        if http_get(metrics, "/readyz").map(|r| r.0) == Some(200) {
+            ready = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(ready);
+    let (s, _, _) = http_post(second, "/v1/traces", &[("content-type", "application/json")], b"{}");
+    assert_eq!(s, 200, "the second file's endpoint is the one served");
+    assert!(std::net::TcpStream::connect(("127.0.0.1", first)).is_err());
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn port_in_use_fails_start_naming_the_receiver() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let mut sg = Spangate::spawn(
+        &format!(
+            "
+receivers:
+  otlp/busy:
+    protocols: {{ grpc: {{ endpoint: 127.0.0.1:{port} }} }}
+exporters:
+  debug:
+service:
+  pipelines:
+    traces: {{ receivers: [otlp/busy], exporters: [debug] }}
+"
+        ),
+        &[],
+    );
+    let status = sg.wait_exit(20);
+    assert_eq!(status.code(), Some(1));
+    let logs = sg.logs();
+    assert!(logs.contains("otlp/busy: cannot listen on 127.0.0.1:"), "{logs}");
+}
+
+#[test]
+fn json_logs_and_not_ready_while_draining() {
+    let sink = Sink::start();
+    sink.set_down(true);
+    let http = free_port();
+    let mut sg = Spangate::start(&format!(
+        "
+receivers:
+  otlp:
+    protocols: {{ http: {{ endpoint: 127.0.0.1:{http} }} }}
+exporters:
+  otlp/down:
+    endpoint: 127.0.0.1:{}
+    tls: {{ insecure: true }}
+    retry_on_failure: {{ initial_interval: 50ms }}
+service:
+  shutdown_timeout: 2s
+  telemetry:
+    metrics: {{ address: ${{METRICS}} }}
+    logs: {{ format: json }}
+  pipelines:
+    traces: {{ receivers: [otlp], exporters: [otlp/down] }}
+",
+        sink.grpc_port
+    ));
+    let (s, _, _) = http_post(http, "/v1/traces", &[("content-type", "application/json")],
+        br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"0102030405060708090a0b0c0d0e0f10","spanId":"0102030405060708"}]}]}]}"#);
+    assert_eq!(s, 200);
+    assert_eq!(http_get(sg.metrics_port, "/healthz").unwrap().0, 200);
+    sg.signal("TERM");
+    // The backend is down, so the drain runs to the 2s deadline; readiness is off meanwhile.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(http_get(sg.metrics_port, "/readyz").unwrap().0, 503);
+    assert_eq!(http_get(sg.metrics_port, "/healthz").unwrap().0, 200);
+    let status = sg.wait_exit(20);
+    assert!(status.success());
+    let logs = sg.logs();
+    for line in logs.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(v.get("level").is_some());
+    }
+    assert!(logs.contains("spans not exported before the shutdown deadline, counted as failed"), "{logs}");
+}
