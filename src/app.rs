@@ -4,7 +4,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-
 use anyhow::Context;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::task::JoinHandle;
@@ -110,7 +109,10 @@ pub async fn run(paths: Vec<PathBuf>) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn start_metrics(config: &Config, telemetry: &Arc<Telemetry>) -> anyhow::Result<TelemetryServer> {
+async fn start_metrics(
+    config: &Config,
+    telemetry: &Arc<Telemetry>,
+) -> anyhow::Result<TelemetryServer> {
     let addr: SocketAddr = config
         .service
         .metrics_address()

@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "spangate", version, about = "A fast, lean OpenTelemetry trace pipeline")]
+#[command(
+    name = "spangate",
+    version,
+    about = "A fast, lean OpenTelemetry trace pipeline"
+)]
 pub struct Cli {
     /// Config file; give it again to merge more files over it (maps merge, lists replace).
     #[arg(long = "config", short = 'c', global = true, value_name = "PATH")]

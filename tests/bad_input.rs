@@ -5,7 +5,9 @@ mod common;
 
 use common::client::{grpc_call, grpc_frame, http_post};
 use common::{free_port, Spangate};
-use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message;
 use spangate::data::{gzip, rpc::RpcStatus};
@@ -27,7 +29,10 @@ fn request(ids: &[(usize, usize)]) -> Vec<u8> {
         .collect();
     ExportTraceServiceRequest {
         resource_spans: vec![ResourceSpans {
-            scope_spans: vec![ScopeSpans { spans, ..Default::default() }],
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..Default::default()
+            }],
             ..Default::default()
         }],
     }
@@ -47,16 +52,26 @@ const JSON: (&str, &str) = ("content-type", "application/json");
 
 fn good_http(port: u16) {
     let (status, _, _) = http_post(port, "/v1/traces", &[AUTH, PROTO], &request(&[(16, 8)]));
-    assert_eq!(status, 200, "a good request after a bad one must still work");
+    assert_eq!(
+        status, 200,
+        "a good request after a bad one must still work"
+    );
 }
 
 #[test]
 fn http_bad_inputs() {
     let (sg, _, http) = start_with_token();
     // Garbage protobuf: 400 with a google.rpc.Status protobuf body.
-    let (s, h, body) = http_post(http, "/v1/traces", &[AUTH, PROTO], b"\xff\xff\xff\xff garbage");
+    let (s, h, body) = http_post(
+        http,
+        "/v1/traces",
+        &[AUTH, PROTO],
+        b"\xff\xff\xff\xff garbage",
+    );
     assert_eq!(s, 400);
-    assert!(h.iter().any(|(k, v)| k == "content-type" && v == "application/x-protobuf"));
+    assert!(h
+        .iter()
+        .any(|(k, v)| k == "content-type" && v == "application/x-protobuf"));
     let st = RpcStatus::decode(&body[..]).unwrap();
     assert_eq!(st.code, 3);
     assert!(st.message.contains("cannot decode"), "{}", st.message);
@@ -65,7 +80,9 @@ fn http_bad_inputs() {
     // Bad JSON: 400 answered in JSON.
     let (s, h, body) = http_post(http, "/v1/traces", &[AUTH, JSON], b"{\"resourceSpans\": [");
     assert_eq!(s, 400);
-    assert!(h.iter().any(|(k, v)| k == "content-type" && v == "application/json"));
+    assert!(h
+        .iter()
+        .any(|(k, v)| k == "content-type" && v == "application/json"));
     let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(v["code"], 3);
     good_http(http);
@@ -77,12 +94,22 @@ fn http_bad_inputs() {
     assert!(String::from_utf8_lossy(&body).contains("traceId"));
 
     // Wrong content type: 415.
-    let (s, _, _) = http_post(http, "/v1/traces", &[AUTH, ("content-type", "text/plain")], b"hello");
+    let (s, _, _) = http_post(
+        http,
+        "/v1/traces",
+        &[AUTH, ("content-type", "text/plain")],
+        b"hello",
+    );
     assert_eq!(s, 415);
     let (s, _, _) = http_post(http, "/v1/traces", &[AUTH], b"hello");
     assert_eq!(s, 415);
     // Unsupported content encoding: 415.
-    let (s, _, _) = http_post(http, "/v1/traces", &[AUTH, PROTO, ("content-encoding", "br")], b"x");
+    let (s, _, _) = http_post(
+        http,
+        "/v1/traces",
+        &[AUTH, PROTO, ("content-encoding", "br")],
+        b"x",
+    );
     assert_eq!(s, 415);
     good_http(http);
 
@@ -91,23 +118,47 @@ fn http_bad_inputs() {
     assert_eq!(s, 413);
     let bomb = gzip_best(&vec![0u8; 1_000_000]);
     assert!(bomb.len() < 4096);
-    let (s, _, _) = http_post(http, "/v1/traces", &[AUTH, PROTO, ("content-encoding", "gzip")], &bomb);
+    let (s, _, _) = http_post(
+        http,
+        "/v1/traces",
+        &[AUTH, PROTO, ("content-encoding", "gzip")],
+        &bomb,
+    );
     assert_eq!(s, 413);
     // Truncated gzip: 400.
     let z = gzip::compress(&request(&[(16, 8)]));
-    let (s, _, _) = http_post(http, "/v1/traces", &[AUTH, PROTO, ("content-encoding", "gzip")], &z[..z.len() / 2]);
+    let (s, _, _) = http_post(
+        http,
+        "/v1/traces",
+        &[AUTH, PROTO, ("content-encoding", "gzip")],
+        &z[..z.len() / 2],
+    );
     assert_eq!(s, 400);
     // Whole gzip works.
-    let (s, _, _) = http_post(http, "/v1/traces", &[AUTH, PROTO, ("content-encoding", "gzip")], &z);
+    let (s, _, _) = http_post(
+        http,
+        "/v1/traces",
+        &[AUTH, PROTO, ("content-encoding", "gzip")],
+        &z,
+    );
     assert_eq!(s, 200);
 
     // Wrong id lengths: partial success, the good span is kept.
-    let (s, _, body) = http_post(http, "/v1/traces", &[AUTH, PROTO], &request(&[(16, 8), (15, 8), (16, 7), (0, 8)]));
+    let (s, _, body) = http_post(
+        http,
+        "/v1/traces",
+        &[AUTH, PROTO],
+        &request(&[(16, 8), (15, 8), (16, 7), (0, 8)]),
+    );
     assert_eq!(s, 200);
     let resp = ExportTraceServiceResponse::decode(&body[..]).unwrap();
     let p = resp.partial_success.unwrap();
     assert_eq!(p.rejected_spans, 3);
-    assert!(p.error_message.contains("trace_id must be 16 bytes"), "{}", p.error_message);
+    assert!(
+        p.error_message.contains("trace_id must be 16 bytes"),
+        "{}",
+        p.error_message
+    );
     // The same in JSON.
     let (s, _, body) = http_post(http, "/v1/traces", &[AUTH, JSON],
         br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"0102","spanId":"0102030405060708","name":"short"}]}]}]}"#);
@@ -118,13 +169,21 @@ fn http_bad_inputs() {
     // Missing and wrong token: 401.
     let (s, _, _) = http_post(http, "/v1/traces", &[PROTO], &request(&[(16, 8)]));
     assert_eq!(s, 401);
-    let (s, _, _) = http_post(http, "/v1/traces", &[("authorization", "Bearer nope"), PROTO], &request(&[(16, 8)]));
+    let (s, _, _) = http_post(
+        http,
+        "/v1/traces",
+        &[("authorization", "Bearer nope"), PROTO],
+        &request(&[(16, 8)]),
+    );
     assert_eq!(s, 401);
 
     // Other signals and methods.
     let (s, _, body) = http_post(http, "/v1/metrics", &[AUTH, PROTO], b"");
     assert_eq!(s, 404);
-    assert!(RpcStatus::decode(&body[..]).unwrap().message.contains("only the traces signal"));
+    assert!(RpcStatus::decode(&body[..])
+        .unwrap()
+        .message
+        .contains("only the traces signal"));
     let (s, _) = common::http_get(http, "/v1/traces").unwrap();
     assert_eq!(s, 405);
 
@@ -134,18 +193,46 @@ fn http_bad_inputs() {
     assert_eq!(s, 200);
 
     // Accounting: 3 good + 1 gzip + 1 kept of the partial + 1 json = 6 accepted; 4 invalid spans.
-    sg.wait_metric("spangate_receiver_accepted_spans_total", &[("transport", "http")], 6.0, 10);
-    sg.wait_metric("spangate_exporter_sent_spans_total", &[("exporter", "file")], 6.0, 10);
-    assert_eq!(sg.metric("spangate_receiver_refused_spans_total", &[("transport", "http"), ("reason", "invalid_span")]), 4.0);
-    for (reason, n) in [("decode_error", 4.0), ("unsupported_media_type", 2.0), ("unsupported_encoding", 1.0), ("too_large", 2.0), ("unauthenticated", 2.0)] {
+    sg.wait_metric(
+        "spangate_receiver_accepted_spans_total",
+        &[("transport", "http")],
+        6.0,
+        10,
+    );
+    sg.wait_metric(
+        "spangate_exporter_sent_spans_total",
+        &[("exporter", "file")],
+        6.0,
+        10,
+    );
+    assert_eq!(
+        sg.metric(
+            "spangate_receiver_refused_spans_total",
+            &[("transport", "http"), ("reason", "invalid_span")]
+        ),
+        4.0
+    );
+    for (reason, n) in [
+        ("decode_error", 4.0),
+        ("unsupported_media_type", 2.0),
+        ("unsupported_encoding", 1.0),
+        ("too_large", 2.0),
+        ("unauthenticated", 2.0),
+    ] {
         assert_eq!(
-            sg.metric("spangate_receiver_refused_requests_total", &[("transport", "http"), ("reason", reason)]),
+            sg.metric(
+                "spangate_receiver_refused_requests_total",
+                &[("transport", "http"), ("reason", reason)]
+            ),
             n,
             "{reason}"
         );
     }
     let out = std::fs::read_to_string(sg.path("out.jsonl")).unwrap();
-    assert!(out.contains(r#""traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174""#), "{out}");
+    assert!(
+        out.contains(r#""traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174""#),
+        "{out}"
+    );
     assert!(out.contains(r#""name":"json-span","kind":2"#));
 }
 
@@ -166,20 +253,41 @@ service:
     traces: {{ receivers: [otlp], exporters: [file] }}
 "
     );
-    (Spangate::start_with(&yaml, &[("TEST_TOKEN", "t0ken")]), grpc, http)
+    (
+        Spangate::start_with(&yaml, &[("TEST_TOKEN", "t0ken")]),
+        grpc,
+        http,
+    )
 }
 
 #[test]
 fn grpc_bad_inputs() {
     let (sg, grpc, _) = start_with_token();
     let good = || {
-        let (code, msg, body, _) = grpc_call(grpc, EXPORT, &[AUTH], grpc_frame(false, &request(&[(16, 8)])));
-        assert_eq!((code, msg.as_str()), (0, ""), "a good request after a bad one must still work");
-        assert!(ExportTraceServiceResponse::decode(body).unwrap().partial_success.is_none());
+        let (code, msg, body, _) = grpc_call(
+            grpc,
+            EXPORT,
+            &[AUTH],
+            grpc_frame(false, &request(&[(16, 8)])),
+        );
+        assert_eq!(
+            (code, msg.as_str()),
+            (0, ""),
+            "a good request after a bad one must still work"
+        );
+        assert!(ExportTraceServiceResponse::decode(body)
+            .unwrap()
+            .partial_success
+            .is_none());
     };
     good();
     // Undecodable message: INVALID_ARGUMENT (not tonic's INTERNAL).
-    let (code, msg, _, _) = grpc_call(grpc, EXPORT, &[AUTH], grpc_frame(false, b"\xff\xff\xff garbage"));
+    let (code, msg, _, _) = grpc_call(
+        grpc,
+        EXPORT,
+        &[AUTH],
+        grpc_frame(false, b"\xff\xff\xff garbage"),
+    );
     assert_eq!(code, 3, "{msg}");
     good();
     // Truncated frame.
@@ -188,40 +296,100 @@ fn grpc_bad_inputs() {
     let (code, _, _, _) = grpc_call(grpc, EXPORT, &[AUTH], frame);
     assert_eq!(code, 3);
     // Over max_recv_msg_size_mib: RESOURCE_EXHAUSTED (not tonic's OUT_OF_RANGE).
-    let (code, _, _, _) = grpc_call(grpc, EXPORT, &[AUTH], grpc_frame(false, &vec![0u8; 1024 * 1024 + 10]));
+    let (code, _, _, _) = grpc_call(
+        grpc,
+        EXPORT,
+        &[AUTH],
+        grpc_frame(false, &vec![0u8; 1024 * 1024 + 10]),
+    );
     assert_eq!(code, 8);
     // A gzip bomb: small on the wire, over the limit expanded.
     let bomb = gzip::compress(&vec![0u8; 2 * 1024 * 1024]);
-    let (code, _, _, _) = grpc_call(grpc, EXPORT, &[AUTH, ("grpc-encoding", "gzip")], grpc_frame(true, &bomb));
+    let (code, _, _, _) = grpc_call(
+        grpc,
+        EXPORT,
+        &[AUTH, ("grpc-encoding", "gzip")],
+        grpc_frame(true, &bomb),
+    );
     assert_eq!(code, 8);
     // Corrupt gzip.
     let z = gzip::compress(&request(&[(16, 8)]));
-    let (code, _, _, _) = grpc_call(grpc, EXPORT, &[AUTH, ("grpc-encoding", "gzip")], grpc_frame(true, &z[..z.len() - 6]));
+    let (code, _, _, _) = grpc_call(
+        grpc,
+        EXPORT,
+        &[AUTH, ("grpc-encoding", "gzip")],
+        grpc_frame(true, &z[..z.len() - 6]),
+    );
     assert_eq!(code, 3);
     // A good gzip request.
-    let (code, _, _, _) = grpc_call(grpc, EXPORT, &[AUTH, ("grpc-encoding", "gzip")], grpc_frame(true, &z));
+    let (code, _, _, _) = grpc_call(
+        grpc,
+        EXPORT,
+        &[AUTH, ("grpc-encoding", "gzip")],
+        grpc_frame(true, &z),
+    );
     assert_eq!(code, 0);
     good();
     // Missing and wrong token: UNAUTHENTICATED.
     let (code, _, _, _) = grpc_call(grpc, EXPORT, &[], grpc_frame(false, &request(&[(16, 8)])));
     assert_eq!(code, 16);
-    let (code, _, _, _) = grpc_call(grpc, EXPORT, &[("authorization", "Bearer x")], grpc_frame(false, &request(&[(16, 8)])));
+    let (code, _, _, _) = grpc_call(
+        grpc,
+        EXPORT,
+        &[("authorization", "Bearer x")],
+        grpc_frame(false, &request(&[(16, 8)])),
+    );
     assert_eq!(code, 16);
     // Metrics service: UNIMPLEMENTED with a clear message.
-    let (code, msg, _, _) = grpc_call(grpc, "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export", &[AUTH], grpc_frame(false, b""));
+    let (code, msg, _, _) = grpc_call(
+        grpc,
+        "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
+        &[AUTH],
+        grpc_frame(false, b""),
+    );
     assert_eq!(code, 12);
     assert!(msg.contains("only the traces signal"), "{msg}");
     // Wrong id lengths: OK with partial success.
-    let (code, _, body, _) = grpc_call(grpc, EXPORT, &[AUTH], grpc_frame(false, &request(&[(16, 8), (16, 9), (32, 8)])));
+    let (code, _, body, _) = grpc_call(
+        grpc,
+        EXPORT,
+        &[AUTH],
+        grpc_frame(false, &request(&[(16, 8), (16, 9), (32, 8)])),
+    );
     assert_eq!(code, 0);
-    assert_eq!(ExportTraceServiceResponse::decode(body).unwrap().partial_success.unwrap().rejected_spans, 2);
+    assert_eq!(
+        ExportTraceServiceResponse::decode(body)
+            .unwrap()
+            .partial_success
+            .unwrap()
+            .rejected_spans,
+        2
+    );
     good();
 
-    sg.wait_metric("spangate_receiver_accepted_spans_total", &[("transport", "grpc")], 6.0, 10);
-    sg.wait_metric("spangate_exporter_sent_spans_total", &[("exporter", "file")], 6.0, 10);
-    for (reason, n) in [("decode_error", 3.0), ("too_large", 2.0), ("unauthenticated", 2.0), ("unimplemented", 1.0)] {
+    sg.wait_metric(
+        "spangate_receiver_accepted_spans_total",
+        &[("transport", "grpc")],
+        6.0,
+        10,
+    );
+    sg.wait_metric(
+        "spangate_exporter_sent_spans_total",
+        &[("exporter", "file")],
+        6.0,
+        10,
+    );
+    for (reason, n) in [
+        ("decode_error", 3.0),
+        ("too_large", 2.0),
+        ("unauthenticated", 2.0),
+        ("unimplemented", 1.0),
+    ] {
         assert_eq!(
-            sg.metric("spangate_receiver_refused_requests_total", &[("transport", "grpc"), ("reason", reason)]),
+            sg.metric(
+                "spangate_receiver_refused_requests_total",
+                &[("transport", "grpc"), ("reason", reason)]
+            ),
             n,
             "{reason}"
         );

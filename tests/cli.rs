@@ -36,7 +36,10 @@ fn shipped_pipelines_yaml_is_valid() {
 fn version() {
     let (code, out, _) = spangate(&["--version"], std::path::Path::new("."));
     assert_eq!(code, 0);
-    assert_eq!(out.trim(), format!("spangate {}", env!("CARGO_PKG_VERSION")));
+    assert_eq!(
+        out.trim(),
+        format!("spangate {}", env!("CARGO_PKG_VERSION"))
+    );
 }
 
 const BROKEN: &str = "receivers:
@@ -87,7 +90,10 @@ fn validate_reports_every_problem_with_path_and_line() {
     // A missing file.
     let (code, _, err) = spangate(&["validate", "--config", "nope.yaml"], dir.path());
     assert_eq!(code, 1);
-    assert!(err.starts_with("error: cannot read config file nope.yaml"), "{err}");
+    assert!(
+        err.starts_with("error: cannot read config file nope.yaml"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -117,7 +123,9 @@ service:
     .unwrap();
     std::fs::write(
         dir.path().join("override.yaml"),
-        format!("receivers:\n  otlp:\n    protocols: {{ http: {{ endpoint: 127.0.0.1:{second} }} }}\n"),
+        format!(
+            "receivers:\n  otlp:\n    protocols: {{ http: {{ endpoint: 127.0.0.1:{second} }} }}\n"
+        ),
     )
     .unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_spangate"))
@@ -135,7 +143,12 @@ service:
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(ready);
-    let (s, _, _) = http_post(second, "/v1/traces", &[("content-type", "application/json")], b"{}");
+    let (s, _, _) = http_post(
+        second,
+        "/v1/traces",
+        &[("content-type", "application/json")],
+        b"{}",
+    );
     assert_eq!(s, 200, "the second file's endpoint is the one served");
     assert!(std::net::TcpStream::connect(("127.0.0.1", first)).is_err());
     let _ = child.kill();
@@ -164,7 +177,10 @@ service:
     let status = sg.wait_exit(20);
     assert_eq!(status.code(), Some(1));
     let logs = sg.logs();
-    assert!(logs.contains("otlp/busy: cannot listen on 127.0.0.1:"), "{logs}");
+    assert!(
+        logs.contains("otlp/busy: cannot listen on 127.0.0.1:"),
+        "{logs}"
+    );
 }
 
 #[test]
@@ -205,8 +221,12 @@ service:
     assert!(status.success());
     let logs = sg.logs();
     for line in logs.lines() {
-        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
         assert!(v.get("level").is_some());
     }
-    assert!(logs.contains("spans not exported before the shutdown deadline, counted as failed"), "{logs}");
+    assert!(
+        logs.contains("spans not exported before the shutdown deadline, counted as failed"),
+        "{logs}"
+    );
 }

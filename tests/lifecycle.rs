@@ -35,7 +35,10 @@ fn spans(seq: u64, n: usize) -> Vec<u8> {
         .collect();
     ExportTraceServiceRequest {
         resource_spans: vec![ResourceSpans {
-            scope_spans: vec![ScopeSpans { spans, ..Default::default() }],
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..Default::default()
+            }],
             ..Default::default()
         }],
     }
@@ -55,8 +58,16 @@ fn books_balance(sg: &Spangate, exporters: &[&str]) {
     let text = sg.scrape();
     let accepted = metric_sum(&text, "spangate_receiver_accepted_spans_total", &[]);
     for e in exporters {
-        let sent = metric_sum(&text, "spangate_exporter_sent_spans_total", &[("exporter", e)]);
-        let failed = metric_sum(&text, "spangate_exporter_send_failed_spans_total", &[("exporter", e)]);
+        let sent = metric_sum(
+            &text,
+            "spangate_exporter_sent_spans_total",
+            &[("exporter", e)],
+        );
+        let failed = metric_sum(
+            &text,
+            "spangate_exporter_send_failed_spans_total",
+            &[("exporter", e)],
+        );
         assert_eq!(accepted, sent + failed, "exporter {e}:\n{text}");
     }
 }
@@ -89,12 +100,33 @@ service:
     std::thread::sleep(Duration::from_millis(600));
     assert!(sink.state.attempts.load(Ordering::SeqCst) >= 2);
     assert_eq!(sink.state.span_count(), 0);
-    assert!(sg.metric("spangate_pipeline_inflight_spans", &[("pipeline", "traces")]) > 0.0);
+    assert!(
+        sg.metric(
+            "spangate_pipeline_inflight_spans",
+            &[("pipeline", "traces")]
+        ) > 0.0
+    );
     sink.set_down(false);
     sink.state.wait_spans(100, 20);
-    sg.wait_metric("spangate_exporter_sent_spans_total", &[("exporter", "otlp/sink")], 100.0, 10);
-    assert_eq!(sg.metric("spangate_exporter_send_failed_spans_total", &[("exporter", "otlp/sink")]), 0.0);
-    assert!(sg.metric("spangate_exporter_latency_seconds_count", &[("exporter", "otlp/sink")]) >= 3.0);
+    sg.wait_metric(
+        "spangate_exporter_sent_spans_total",
+        &[("exporter", "otlp/sink")],
+        100.0,
+        10,
+    );
+    assert_eq!(
+        sg.metric(
+            "spangate_exporter_send_failed_spans_total",
+            &[("exporter", "otlp/sink")]
+        ),
+        0.0
+    );
+    assert!(
+        sg.metric(
+            "spangate_exporter_latency_seconds_count",
+            &[("exporter", "otlp/sink")]
+        ) >= 3.0
+    );
     books_balance(&sg, &["otlp/sink"]);
 }
 
@@ -116,7 +148,10 @@ service:
   pipelines:
     traces: {{ receivers: [otlp], exporters: [otlp/sink] }}
 ",
-        otlp_exporter(&sink, "    sending_queue: { queue_size: 2, num_consumers: 1 }\n")
+        otlp_exporter(
+            &sink,
+            "    sending_queue: { queue_size: 2, num_consumers: 1 }\n"
+        )
     ));
     // One batch in the consumer, two queued; then the queue is full.
     let mut accepted = 0;
@@ -133,14 +168,35 @@ service:
     }
     let (status, headers) = refused.expect("a full queue must refuse");
     assert_eq!(status, 503);
-    assert!(headers.iter().any(|(k, v)| k == "retry-after" && v == "1"), "{headers:?}");
-    assert_eq!(sg.metric("spangate_exporter_queue_size", &[("exporter", "otlp/sink")]), 2.0);
-    assert_eq!(sg.metric("spangate_exporter_queue_capacity", &[("exporter", "otlp/sink")]), 2.0);
+    assert!(
+        headers.iter().any(|(k, v)| k == "retry-after" && v == "1"),
+        "{headers:?}"
+    );
+    assert_eq!(
+        sg.metric("spangate_exporter_queue_size", &[("exporter", "otlp/sink")]),
+        2.0
+    );
+    assert_eq!(
+        sg.metric(
+            "spangate_exporter_queue_capacity",
+            &[("exporter", "otlp/sink")]
+        ),
+        2.0
+    );
     // gRPC: UNAVAILABLE with RetryInfo details.
-    let (code, _, _, details) = grpc_call(grpc, "/opentelemetry.proto.collector.trace.v1.TraceService/Export", &[], grpc_frame(false, &spans(99, 3)));
+    let (code, _, _, details) = grpc_call(
+        grpc,
+        "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+        &[],
+        grpc_frame(false, &spans(99, 3)),
+    );
     assert_eq!(code, 14);
     assert!(details, "RetryInfo in grpc-status-details-bin");
-    let refused = metric_sum(&sg.scrape(), "spangate_receiver_refused_spans_total", &[("reason", "pipeline_full")]);
+    let refused = metric_sum(
+        &sg.scrape(),
+        "spangate_receiver_refused_spans_total",
+        &[("reason", "pipeline_full")],
+    );
     assert_eq!(refused, 6.0, "3 spans refused over HTTP, 3 over gRPC");
     sink.set_down(false);
     sink.state.wait_spans(accepted, 20);
@@ -233,10 +289,20 @@ fn sighup_bad_reload_keeps_old_good_reload_loses_nothing() {
     sg.rewrite_config("receivers: {otlp: {protocols: {http: {endpoint: nope}}}}\nservice: {}\n");
     sg.signal("HUP");
     std::thread::sleep(Duration::from_millis(500));
-    assert!(sg.logs().contains("reload failed, keeping the running configuration"), "{}", sg.logs());
+    assert!(
+        sg.logs()
+            .contains("reload failed, keeping the running configuration"),
+        "{}",
+        sg.logs()
+    );
     let (s, _, _) = http_post(http, "/v1/traces", &[PROTO], &spans(2, 4));
     assert_eq!(s, 200);
-    sg.wait_metric("spangate_exporter_sent_spans_total", &[("exporter", "file/a")], 8.0, 10);
+    sg.wait_metric(
+        "spangate_exporter_sent_spans_total",
+        &[("exporter", "file/a")],
+        8.0,
+        10,
+    );
 
     // A good reload under load: fan out to a second file; nothing accepted is lost.
     let stop = Arc::new(AtomicBool::new(false));
@@ -259,10 +325,24 @@ fn sighup_bad_reload_keeps_old_good_reload_loses_nothing() {
     std::thread::sleep(Duration::from_millis(700));
     stop.store(true, Ordering::SeqCst);
     loader.join().unwrap();
-    assert!(sg.logs().contains("configuration reloaded"), "{}", sg.logs());
+    assert!(
+        sg.logs().contains("configuration reloaded"),
+        "{}",
+        sg.logs()
+    );
     let total = 8.0 + accepted.load(Ordering::SeqCst) as f64;
-    sg.wait_metric("spangate_exporter_sent_spans_total", &[("exporter", "file/a")], total, 10);
-    assert!(sg.metric("spangate_exporter_sent_spans_total", &[("exporter", "file/b")]) > 0.0);
+    sg.wait_metric(
+        "spangate_exporter_sent_spans_total",
+        &[("exporter", "file/a")],
+        total,
+        10,
+    );
+    assert!(
+        sg.metric(
+            "spangate_exporter_sent_spans_total",
+            &[("exporter", "file/b")]
+        ) > 0.0
+    );
     let lines = |f: &str| {
         std::fs::read_to_string(sg.path(f))
             .unwrap()
@@ -272,7 +352,13 @@ fn sighup_bad_reload_keeps_old_good_reload_loses_nothing() {
             .sum::<usize>()
     };
     assert_eq!(lines("a.jsonl") as f64, total);
-    assert_eq!(lines("b.jsonl") as f64, sg.metric("spangate_exporter_sent_spans_total", &[("exporter", "file/b")]));
+    assert_eq!(
+        lines("b.jsonl") as f64,
+        sg.metric(
+            "spangate_exporter_sent_spans_total",
+            &[("exporter", "file/b")]
+        )
+    );
 }
 
 #[test]
@@ -306,13 +392,55 @@ service:
     ));
     assert_eq!(http_post(h1, "/v1/traces", &[PROTO], &spans(1, 3)).0, 200);
     assert_eq!(http_post(h2, "/v1/traces", &[PROTO], &spans(2, 4)).0, 200);
-    let (code, _, _, _) = grpc_call(g, "/opentelemetry.proto.collector.trace.v1.TraceService/Export", &[], grpc_frame(false, &spans(3, 5)));
+    let (code, _, _, _) = grpc_call(
+        g,
+        "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+        &[],
+        grpc_frame(false, &spans(3, 5)),
+    );
     assert_eq!(code, 0);
-    sg.wait_metric("spangate_exporter_sent_spans_total", &[("exporter", "file/all")], 12.0, 10);
-    sg.wait_metric("spangate_exporter_sent_spans_total", &[("exporter", "file/copy")], 12.0, 10);
-    sg.wait_metric("spangate_exporter_sent_spans_total", &[("exporter", "file/a_only")], 3.0, 10);
-    assert_eq!(sg.metric("spangate_receiver_accepted_spans_total", &[("receiver", "otlp/a"), ("transport", "http")]), 3.0);
-    assert_eq!(sg.metric("spangate_receiver_accepted_spans_total", &[("receiver", "otlp/b"), ("transport", "grpc")]), 5.0);
-    sg.wait_metric("spangate_pipeline_inflight_spans", &[("pipeline", "traces")], 0.0, 10);
-    sg.wait_metric("spangate_pipeline_inflight_spans", &[("pipeline", "traces/a")], 0.0, 10);
+    sg.wait_metric(
+        "spangate_exporter_sent_spans_total",
+        &[("exporter", "file/all")],
+        12.0,
+        10,
+    );
+    sg.wait_metric(
+        "spangate_exporter_sent_spans_total",
+        &[("exporter", "file/copy")],
+        12.0,
+        10,
+    );
+    sg.wait_metric(
+        "spangate_exporter_sent_spans_total",
+        &[("exporter", "file/a_only")],
+        3.0,
+        10,
+    );
+    assert_eq!(
+        sg.metric(
+            "spangate_receiver_accepted_spans_total",
+            &[("receiver", "otlp/a"), ("transport", "http")]
+        ),
+        3.0
+    );
+    assert_eq!(
+        sg.metric(
+            "spangate_receiver_accepted_spans_total",
+            &[("receiver", "otlp/b"), ("transport", "grpc")]
+        ),
+        5.0
+    );
+    sg.wait_metric(
+        "spangate_pipeline_inflight_spans",
+        &[("pipeline", "traces")],
+        0.0,
+        10,
+    );
+    sg.wait_metric(
+        "spangate_pipeline_inflight_spans",
+        &[("pipeline", "traces/a")],
+        0.0,
+        10,
+    );
 }

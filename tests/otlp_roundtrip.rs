@@ -42,8 +42,13 @@ fn check_round_trip(via: Otlp, id: &str, exporter_yaml: &str, sink: &Sink) {
     let res_attrs = &rs.resource.as_ref().unwrap().attributes;
     assert!(res_attrs.iter().any(|kv| kv.key == "service.name"
         && kv.value.as_ref().unwrap().value == Some(Value::StringValue("checkout".into()))));
-    assert!(res_attrs.iter().any(|kv| kv.key == "deployment.environment"));
-    assert_eq!(rs.scope_spans[0].scope.as_ref().unwrap().name, "spangate-tests");
+    assert!(res_attrs
+        .iter()
+        .any(|kv| kv.key == "deployment.environment"));
+    assert_eq!(
+        rs.scope_spans[0].scope.as_ref().unwrap().name,
+        "spangate-tests"
+    );
     let spans = sink.state.spans();
     assert_eq!(spans.len(), 40);
     for (i, t) in sent.iter().enumerate() {
@@ -58,8 +63,21 @@ fn check_round_trip(via: Otlp, id: &str, exporter_yaml: &str, sink: &Sink) {
         assert_eq!(root.kind, 2, "server");
         assert_eq!(child.kind, 3, "client");
         assert_eq!(root.name, format!("GET /cart/{i}"));
-        let attr = |k: &str| root.attributes.iter().find(|kv| kv.key == k).unwrap().value.clone().unwrap().value.unwrap();
-        assert_eq!(attr("http.request.method"), Value::StringValue("GET".into()));
+        let attr = |k: &str| {
+            root.attributes
+                .iter()
+                .find(|kv| kv.key == k)
+                .unwrap()
+                .value
+                .clone()
+                .unwrap()
+                .value
+                .unwrap()
+        };
+        assert_eq!(
+            attr("http.request.method"),
+            Value::StringValue("GET".into())
+        );
         assert_eq!(attr("index"), Value::IntValue(i as i64));
         assert_eq!(attr("ratio"), Value::DoubleValue(0.5));
         assert_eq!(attr("cached"), Value::BoolValue(true));
@@ -73,11 +91,31 @@ fn check_round_trip(via: Otlp, id: &str, exporter_yaml: &str, sink: &Sink) {
             assert_eq!(child.links[0].span_id, sent[i - 1].child_span_id);
             assert_eq!(child.links[0].attributes[0].key, "link.kind");
         }
-        assert!(root.end_time_unix_nano >= root.start_time_unix_nano && root.start_time_unix_nano > 0);
+        assert!(
+            root.end_time_unix_nano >= root.start_time_unix_nano && root.start_time_unix_nano > 0
+        );
     }
-    sg.wait_metric("spangate_receiver_accepted_spans_total", &[("receiver", "otlp"), ("transport", if via == Otlp::Grpc { "grpc" } else { "http" })], 40.0, 10);
-    sg.wait_metric("spangate_exporter_sent_spans_total", &[("exporter", id)], 40.0, 10);
-    sg.wait_metric("spangate_pipeline_inflight_spans", &[("pipeline", "traces")], 0.0, 10);
+    sg.wait_metric(
+        "spangate_receiver_accepted_spans_total",
+        &[
+            ("receiver", "otlp"),
+            ("transport", if via == Otlp::Grpc { "grpc" } else { "http" }),
+        ],
+        40.0,
+        10,
+    );
+    sg.wait_metric(
+        "spangate_exporter_sent_spans_total",
+        &[("exporter", id)],
+        40.0,
+        10,
+    );
+    sg.wait_metric(
+        "spangate_pipeline_inflight_spans",
+        &[("pipeline", "traces")],
+        0.0,
+        10,
+    );
 }
 
 fn header(sink: &Sink, name: &str) -> Option<String> {
@@ -99,7 +137,13 @@ fn sdk_grpc_in_otlp_grpc_out() {
     );
     check_round_trip(Otlp::Grpc, "otlp/out", &exp, &sink);
     assert_eq!(header(&sink, "x-api-key").as_deref(), Some("k1"));
-    assert!(sink.state.gzip_requests.load(std::sync::atomic::Ordering::SeqCst) > 0, "gzip by default");
+    assert!(
+        sink.state
+            .gzip_requests
+            .load(std::sync::atomic::Ordering::SeqCst)
+            > 0,
+        "gzip by default"
+    );
 }
 
 #[test]
@@ -122,6 +166,14 @@ fn sdk_grpc_in_http_json_out_uncompressed() {
         sink.http_port
     );
     check_round_trip(Otlp::Grpc, "otlp/json", &exp, &sink);
-    assert_eq!(header(&sink, "content-type").as_deref(), Some("application/json"));
-    assert_eq!(sink.state.gzip_requests.load(std::sync::atomic::Ordering::SeqCst), 0);
+    assert_eq!(
+        header(&sink, "content-type").as_deref(),
+        Some("application/json")
+    );
+    assert_eq!(
+        sink.state
+            .gzip_requests
+            .load(std::sync::atomic::Ordering::SeqCst),
+        0
+    );
 }

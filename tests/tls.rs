@@ -68,7 +68,15 @@ service:
         ExportTraceServiceRequest {
             resource_spans: vec![ResourceSpans {
                 scope_spans: vec![ScopeSpans {
-                    spans: vec![Span { trace_id: vec![7; 16], span_id: vec![8; 8], name: "secure".into(), ..Default::default() }; 3],
+                    spans: vec![
+                        Span {
+                            trace_id: vec![7; 16],
+                            span_id: vec![8; 8],
+                            name: "secure".into(),
+                            ..Default::default()
+                        };
+                        3
+                    ],
                     ..Default::default()
                 }],
                 ..Default::default()
@@ -76,17 +84,50 @@ service:
         }
         .encode_to_vec()
     };
-    let (s, _, _) = http_post(b_http, "/v1/traces", &[("content-type", "application/x-protobuf")], &body);
+    let (s, _, _) = http_post(
+        b_http,
+        "/v1/traces",
+        &[("content-type", "application/x-protobuf")],
+        &body,
+    );
     assert_eq!(s, 200);
-    b.wait_metric("spangate_exporter_sent_spans_total", &[("exporter", "otlp/grpc_tls")], 3.0, 20);
-    b.wait_metric("spangate_exporter_sent_spans_total", &[("exporter", "otlphttp/https")], 3.0, 20);
-    a.wait_metric("spangate_receiver_accepted_spans_total", &[("transport", "grpc")], 3.0, 10);
-    a.wait_metric("spangate_receiver_accepted_spans_total", &[("transport", "http")], 3.0, 10);
-    a.wait_metric("spangate_exporter_sent_spans_total", &[("exporter", "file")], 6.0, 10);
+    b.wait_metric(
+        "spangate_exporter_sent_spans_total",
+        &[("exporter", "otlp/grpc_tls")],
+        3.0,
+        20,
+    );
+    b.wait_metric(
+        "spangate_exporter_sent_spans_total",
+        &[("exporter", "otlphttp/https")],
+        3.0,
+        20,
+    );
+    a.wait_metric(
+        "spangate_receiver_accepted_spans_total",
+        &[("transport", "grpc")],
+        3.0,
+        10,
+    );
+    a.wait_metric(
+        "spangate_receiver_accepted_spans_total",
+        &[("transport", "http")],
+        3.0,
+        10,
+    );
+    a.wait_metric(
+        "spangate_exporter_sent_spans_total",
+        &[("exporter", "file")],
+        6.0,
+        10,
+    );
 
     // Without a client certificate the handshake fails; with one but no token: 401.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let post = |client: reqwest::Client| {
             let body = body.clone();
@@ -100,9 +141,17 @@ service:
                     .await
             }
         };
-        let no_cert = spangate::tls::client_config(Some(c.ca.to_str().unwrap()), None, None, &[b"http/1.1"]).unwrap();
-        let client = reqwest::Client::builder().tls_backend_preconfigured(no_cert).build().unwrap();
-        assert!(post(client).await.is_err(), "mTLS must refuse a client without a certificate");
+        let no_cert =
+            spangate::tls::client_config(Some(c.ca.to_str().unwrap()), None, None, &[b"http/1.1"])
+                .unwrap();
+        let client = reqwest::Client::builder()
+            .tls_backend_preconfigured(no_cert)
+            .build()
+            .unwrap();
+        assert!(
+            post(client).await.is_err(),
+            "mTLS must refuse a client without a certificate"
+        );
         let with_cert = spangate::tls::client_config(
             Some(c.ca.to_str().unwrap()),
             Some(c.client_cert.to_str().unwrap()),
@@ -110,7 +159,10 @@ service:
             &[b"http/1.1"],
         )
         .unwrap();
-        let client = reqwest::Client::builder().tls_backend_preconfigured(with_cert).build().unwrap();
+        let client = reqwest::Client::builder()
+            .tls_backend_preconfigured(with_cert)
+            .build()
+            .unwrap();
         assert_eq!(post(client).await.unwrap().status().as_u16(), 401);
     });
     let out = std::fs::read_to_string(a.path("received.jsonl")).unwrap();

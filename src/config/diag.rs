@@ -57,9 +57,7 @@ impl fmt::Display for Diagnostics {
             write!(f, "{}", d.message)?;
             if let Some(loc) = d.location {
                 match self.files.get(loc.file) {
-                    Some(name) if self.files.len() > 1 => {
-                        write!(f, " ({name} line {})", loc.line)?
-                    }
+                    Some(name) if self.files.len() > 1 => write!(f, " ({name} line {})", loc.line)?,
                     _ => write!(f, " (line {})", loc.line)?,
                 }
             }

@@ -82,10 +82,18 @@ pub fn check(
         let processors = resolve("processors", &p.processors, processors.keys().collect());
         let exporters = resolve("exporters", &p.exporters, exporters.keys().collect());
         if p.receivers.is_empty() {
-            diags.push(format!("{base}.receivers"), "must name at least one receiver", lines);
+            diags.push(
+                format!("{base}.receivers"),
+                "must name at least one receiver",
+                lines,
+            );
         }
         if p.exporters.is_empty() {
-            diags.push(format!("{base}.exporters"), "must name at least one exporter", lines);
+            diags.push(
+                format!("{base}.exporters"),
+                "must name at least one exporter",
+                lines,
+            );
         }
         specs.push(PipelineSpec {
             id,
@@ -145,7 +153,10 @@ fn resolve(
             Ok(id) if reported.contains(&id) => {}
             Ok(id) if !defined.contains(&&id) => diags.push(
                 path,
-                format!("`{id}` is not defined under `{field}`{}", suggest(&defined_names)),
+                format!(
+                    "`{id}` is not defined under `{field}`{}",
+                    suggest(&defined_names)
+                ),
                 lines,
             ),
             Ok(id) if out.contains(&id) => {

@@ -27,8 +27,7 @@ impl ComponentId {
         if let Some(n) = name {
             let ok = !n.is_empty()
                 && n.len() <= 1024
-                && n
-                    .chars()
+                && n.chars()
                     .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | '/'));
             if !ok {
                 return Err(format!(

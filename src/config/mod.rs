@@ -145,9 +145,7 @@ fn parse_root(
     let exporters = parse_section(map.get("exporters"), "exporters", lines, diags, |kind| {
         registry.exporter(kind).map(|f| (f.parse, f.kind))
     });
-    let known = |section: &str| -> String {
-        registry.kinds(section).join(", ")
-    };
+    let known = |section: &str| -> String { registry.kinds(section).join(", ") };
     for (section, unknown) in [
         ("receivers", &receivers.1),
         ("processors", &processors.1),
@@ -167,7 +165,11 @@ fn parse_root(
     }
     let service = match map.get("service") {
         None => {
-            diags.push("service", "missing `service` section with `pipelines`", lines);
+            diags.push(
+                "service",
+                "missing `service` section with `pipelines`",
+                lines,
+            );
             None
         }
         Some(v) => match serde_path_to_error::deserialize::<_, ServiceConfig>(v) {

@@ -92,7 +92,13 @@ impl ServiceConfig {
     /// Checks serde cannot express; (field path under `service`, problem).
     pub fn check(&self) -> Vec<(String, String)> {
         let mut out = Vec::new();
-        if self.telemetry.metrics.address.parse::<SocketAddr>().is_err() {
+        if self
+            .telemetry
+            .metrics
+            .address
+            .parse::<SocketAddr>()
+            .is_err()
+        {
             out.push((
                 "telemetry.metrics.address".into(),
                 format!(

@@ -24,7 +24,9 @@ fn errors(text: &str) -> Vec<String> {
         Err(d) => d
             .to_string()
             .lines()
-            .filter(|l| !l.contains("at least one pipeline is required") || text.contains("extensions"))
+            .filter(|l| {
+                !l.contains("at least one pipeline is required") || text.contains("extensions")
+            })
             .map(str::to_string)
             .collect(),
     }
@@ -56,7 +58,10 @@ fn good_config_loads() {
     let c = load(&[GOOD]).unwrap();
     assert_eq!(c.pipelines.len(), 1);
     assert_eq!(c.pipelines[0].exporters.len(), 2);
-    assert_eq!(c.service.shutdown_timeout, std::time::Duration::from_secs(30));
+    assert_eq!(
+        c.service.shutdown_timeout,
+        std::time::Duration::from_secs(30)
+    );
 }
 
 #[test]

@@ -40,8 +40,7 @@ pub fn decode_request(bytes: &[u8]) -> R<ExportTraceServiceRequest> {
 }
 
 fn as_obj<'a>(v: &'a Value, path: &str) -> R<&'a Map<String, Value>> {
-    v.as_object()
-        .ok_or_else(|| err(path, "expected an object"))
+    v.as_object().ok_or_else(|| err(path, "expected an object"))
 }
 
 fn get<'a>(obj: &'a Map<String, Value>, camel: &str, snake: &str) -> Option<&'a Value> {
@@ -610,7 +609,7 @@ pub fn to_hex(bytes: &[u8]) -> String {
 }
 
 pub fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     let nibble = |c: u8| match c {
@@ -728,12 +727,16 @@ mod tests {
 
     #[test]
     fn errors_name_the_field() {
-        let e = decode_request(br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"zz"}]}]}]}"#)
-            .unwrap_err();
+        let e =
+            decode_request(br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"zz"}]}]}]}"#)
+                .unwrap_err();
         assert_eq!(e.path, "$.resourceSpans[0].scopeSpans[0].spans[0].traceId");
         assert!(decode_request(b"{not json").is_err());
         assert!(decode_request(b"[1]").is_err());
-        assert!(decode_request(br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"kind":"NOPE"}]}]}]}"#).is_err());
+        assert!(decode_request(
+            br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"kind":"NOPE"}]}]}]}"#
+        )
+        .is_err());
     }
 
     #[test]

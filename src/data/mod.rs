@@ -15,6 +15,24 @@ use prost::Message;
 
 use crate::telemetry::metrics::{Counter, Gauge};
 
+/// Batches at least this big are encoded/compressed with the runtime's permission to block
+/// (a few ms of CPU), so other tasks on the same worker move elsewhere meanwhile.
+const HEAVY_SPANS: usize = 1024;
+
+/// Runs CPU-heavy work for a batch of `spans` spans without stalling the tasks that share this
+/// runtime thread (`block_in_place` on a multi-thread runtime; inline otherwise).
+pub fn heavy<R>(spans: usize, f: impl FnOnce() -> R) -> R {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    let multi = Handle::try_current()
+        .map(|h| h.runtime_flavor() == RuntimeFlavor::MultiThread)
+        .unwrap_or(false);
+    if spans >= HEAVY_SPANS && multi {
+        tokio::task::block_in_place(f)
+    } else {
+        f()
+    }
+}
+
 /// Spans in a list of `ResourceSpans`.
 pub fn count_spans(rs: &[ResourceSpans]) -> usize {
     rs.iter()
@@ -207,6 +225,13 @@ impl SpanBatch {
 
     /// The OTLP protobuf `ExportTraceServiceRequest` bytes, encoded once.
     pub fn encoded(&self) -> &Bytes {
+        if let Some(b) = self.encoded.get() {
+            return b;
+        }
+        heavy(self.spans, || self.encode_once())
+    }
+
+    fn encode_once(&self) -> &Bytes {
         self.encoded.get_or_init(|| {
             let mut buf = Vec::with_capacity(self.encoded_len());
             for rs in &self.resource_spans {

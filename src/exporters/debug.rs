@@ -7,8 +7,10 @@ use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValueKind;
 use serde::Deserialize;
 
 use crate::component::registry::{parse_config, Check, Problems};
-use crate::component::{BoxFuture, BuildError, ExportError, Exporter, ExporterConfig, ExporterContext};
-use crate::data::{json, SpanBatch};
+use crate::component::{
+    BoxFuture, BuildError, ExportError, Exporter, ExporterConfig, ExporterContext,
+};
+use crate::data::{heavy, json, SpanBatch};
 use crate::exporter_helper_fields;
 use crate::exporters::helper::HelperSettings;
 
@@ -89,7 +91,9 @@ impl Exporter for DebugExporter {
                     for rs in batch.resource_spans() {
                         let service = service_name(rs);
                         for span in rs.scope_spans.iter().flat_map(|ss| &ss.spans) {
-                            let dur = span.end_time_unix_nano.saturating_sub(span.start_time_unix_nano);
+                            let dur = span
+                                .end_time_unix_nano
+                                .saturating_sub(span.start_time_unix_nano);
                             let status = span.status.as_ref().map(|s| s.code).unwrap_or(0);
                             s.push_str(&format!(
                                 "{}: trace={} span={} service={} name={:?} duration_ns={} status={}\n",
@@ -106,7 +110,8 @@ impl Exporter for DebugExporter {
                     s
                 }
                 Verbosity::Detailed => {
-                    format!("{}: {}\n", self.id, json::encode_request(batch.resource_spans()))
+                    let text = heavy(batch.len(), || json::encode_request(batch.resource_spans()));
+                    format!("{}: {text}\n", self.id)
                 }
             };
             std::io::stderr()

@@ -9,8 +9,10 @@ use std::sync::{Arc, Mutex};
 use serde::Deserialize;
 
 use crate::component::registry::{parse_config, Check, Problems};
-use crate::component::{BoxFuture, BuildError, ExportError, Exporter, ExporterConfig, ExporterContext};
-use crate::data::{json, SpanBatch};
+use crate::component::{
+    BoxFuture, BuildError, ExportError, Exporter, ExporterConfig, ExporterContext,
+};
+use crate::data::{heavy, json, SpanBatch};
 use crate::exporter_helper_fields;
 use crate::exporters::helper::HelperSettings;
 
@@ -147,7 +149,8 @@ struct FileExporter {
 impl Exporter for FileExporter {
     fn export<'a>(&'a self, batch: &'a SpanBatch) -> BoxFuture<'a, Result<(), ExportError>> {
         Box::pin(async move {
-            let mut line = json::encode_request(batch.resource_spans()).into_bytes();
+            let mut line =
+                heavy(batch.len(), || json::encode_request(batch.resource_spans())).into_bytes();
             line.push(b'\n');
             let state = self.state.clone();
             // File I/O blocks; keep it off the runtime threads. The lock never spans an await.

@@ -80,7 +80,12 @@ async fn build(
     let mut heads: BTreeMap<ComponentId, Head> = BTreeMap::new();
     for spec in &config.pipelines {
         let pipeline = spec.id.to_string();
-        let mut hop = Hop::Exporters(spec.exporters.iter().map(|e| exporters[e].clone()).collect());
+        let mut hop = Hop::Exporters(
+            spec.exporters
+                .iter()
+                .map(|e| exporters[e].clone())
+                .collect(),
+        );
         let mut inline: Vec<Inline> = Vec::new();
         // Walk back from the exporters: inline processors gather in front of the current hop
         // until a staged processor takes them (and the hop) as its output.
@@ -131,7 +136,10 @@ async fn build(
     let mut per_receiver: BTreeMap<ComponentId, Vec<ComponentId>> = BTreeMap::new();
     for spec in &config.pipelines {
         for r in &spec.receivers {
-            per_receiver.entry(r.clone()).or_default().push(spec.id.clone());
+            per_receiver
+                .entry(r.clone())
+                .or_default()
+                .push(spec.id.clone());
         }
     }
     let heads = share_heads(heads, &per_receiver);

@@ -156,7 +156,9 @@ impl Fanout {
         for (i, head) in self.heads.iter().enumerate() {
             // The last pipeline takes the original; the others get copies.
             let mut b = if i + 1 == self.heads.len() {
-                original.take().unwrap_or_else(|| SpanBatch::new(Vec::new()))
+                original
+                    .take()
+                    .unwrap_or_else(|| SpanBatch::new(Vec::new()))
             } else {
                 original
                     .as_ref()

@@ -182,7 +182,10 @@ mod tests {
         assert!(ready(&mut p, &c, false).is_empty());
         p.as_mut().unwrap().absorb(spans(30));
         let out = ready(&mut p, &c, false);
-        assert_eq!(out.iter().map(|b| b.len()).collect::<Vec<_>>(), vec![15, 15]);
+        assert_eq!(
+            out.iter().map(|b| b.len()).collect::<Vec<_>>(),
+            vec![15, 15]
+        );
         assert_eq!(p.as_ref().unwrap().len(), 9);
         let out = ready(&mut p, &c, true);
         assert_eq!(out.len(), 1);

@@ -298,7 +298,11 @@ fn fmt_labels(labels: &Labels, le: Option<&str>) -> String {
     }
     let mut s = String::from("{");
     let mut first = true;
-    for (k, v) in labels.iter().map(|(k, v)| (*k, v.as_str())).chain(le.map(|l| ("le", l))) {
+    for (k, v) in labels
+        .iter()
+        .map(|(k, v)| (*k, v.as_str()))
+        .chain(le.map(|l| ("le", l)))
+    {
         if !first {
             s.push(',');
         }
@@ -329,7 +333,8 @@ mod tests {
         m.receiver_accepted("otlp", "grpc").inc_by(5);
         m.receiver_accepted("otlp", "grpc").inc_by(2);
         m.exporter_queue_size("otlp/x").set(3);
-        m.exporter_latency("debug").observe(Duration::from_millis(3));
+        m.exporter_latency("debug")
+            .observe(Duration::from_millis(3));
         let text = m.render();
         assert!(text.contains(
             "spangate_receiver_accepted_spans_total{receiver=\"otlp\",transport=\"grpc\"} 7\n"

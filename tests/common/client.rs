@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use http_body_util::{BodyExt, Full};
-use opentelemetry::trace::{Link, Span as _, SpanKind, Status, TraceContextExt, Tracer, TracerProvider as _};
+use opentelemetry::trace::{
+    Link, Span as _, SpanKind, Status, TraceContextExt, Tracer, TracerProvider as _,
+};
 use opentelemetry::KeyValue;
 use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig, WithTonicConfig};
 use opentelemetry_sdk::trace::SdkTracerProvider;
@@ -28,7 +30,12 @@ pub struct SentTrace {
 
 /// Sends `traces` traces of two spans each (a server root with a client child carrying an event
 /// and a link to the previous trace) through the real SDK, and flushes.
-pub fn send_with_sdk(protocol: Otlp, port: u16, traces: usize, token: Option<&str>) -> Vec<SentTrace> {
+pub fn send_with_sdk(
+    protocol: Otlp,
+    port: u16,
+    traces: usize,
+    token: Option<&str>,
+) -> Vec<SentTrace> {
     // The SDK's reqwest shares our build of it, which has no built-in crypto provider.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -92,14 +99,21 @@ pub fn send_with_sdk(protocol: Otlp, port: u16, traces: usize, token: Option<&st
         let cx = opentelemetry::Context::current_with_span(root);
         let mut links = Vec::new();
         if let Some(p) = previous.take() {
-            links.push(Link::new(p, vec![KeyValue::new("link.kind", "previous")], 0));
+            links.push(Link::new(
+                p,
+                vec![KeyValue::new("link.kind", "previous")],
+                0,
+            ));
         }
         let mut child = tracer
             .span_builder("SELECT cart")
             .with_kind(SpanKind::Client)
             .with_links(links)
             .start_with_context(&tracer, &cx);
-        child.add_event("cache.miss", vec![KeyValue::new("key", format!("cart:{i}"))]);
+        child.add_event(
+            "cache.miss",
+            vec![KeyValue::new("key", format!("cart:{i}"))],
+        );
         child.set_status(Status::error("db timeout"));
         let child_ctx = child.span_context().clone();
         child.end();
@@ -124,10 +138,18 @@ pub fn send_with_sdk(protocol: Otlp, port: u16, traces: usize, token: Option<&st
 }
 
 /// A raw HTTP/1.1 POST on 127.0.0.1; returns (status, headers lowercased, body).
-pub fn http_post(port: u16, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, Vec<(String, String)>, Vec<u8>) {
+pub fn http_post(
+    port: u16,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, Vec<(String, String)>, Vec<u8>) {
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut req = format!("POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    let mut req = format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -136,16 +158,29 @@ pub fn http_post(port: u16, path: &str, headers: &[(&str, &str)], body: &[u8]) -
     s.write_all(body).unwrap();
     let mut buf = Vec::new();
     let _ = s.read_to_end(&mut buf);
-    let split = buf.windows(4).position(|w| w == b"\r\n\r\n").expect("response head");
+    let split = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("response head");
     let head = String::from_utf8_lossy(&buf[..split]).to_string();
     let mut lines = head.lines();
-    let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
     let hdrs: Vec<(String, String)> = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
         .collect();
     let mut body = buf[split + 4..].to_vec();
-    if hdrs.iter().any(|(k, v)| k == "transfer-encoding" && v == "chunked") {
+    if hdrs
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v == "chunked")
+    {
         body = dechunk(&body);
     }
     (status, hdrs, body)
@@ -153,9 +188,9 @@ pub fn http_post(port: u16, path: &str, headers: &[(&str, &str)], body: &[u8]) -
 
 fn dechunk(mut data: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    loop {
-        let Some(end) = data.windows(2).position(|w| w == b"\r\n") else { break };
-        let size = usize::from_str_radix(std::str::from_utf8(&data[..end]).unwrap().trim(), 16).unwrap_or(0);
+    while let Some(end) = data.windows(2).position(|w| w == b"\r\n") {
+        let size = usize::from_str_radix(std::str::from_utf8(&data[..end]).unwrap().trim(), 16)
+            .unwrap_or(0);
         if size == 0 {
             break;
         }
@@ -176,12 +211,21 @@ pub fn grpc_frame(compressed: bool, payload: &[u8]) -> Vec<u8> {
 
 /// A raw gRPC call over h2c: returns (grpc-status, grpc-message, response message bytes,
 /// grpc-status-details-bin present).
-pub fn grpc_call(port: u16, path: &str, headers: &[(&str, &str)], body: Vec<u8>) -> (i32, String, Bytes, bool) {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+pub fn grpc_call(
+    port: u16,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> (i32, String, Bytes, bool) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async move {
-        let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-            .http2_only(true)
-            .build_http::<Full<Bytes>>();
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .http2_only(true)
+                .build_http::<Full<Bytes>>();
         let mut req = http::Request::post(format!("http://127.0.0.1:{port}{path}"))
             .header("content-type", "application/grpc")
             .header("te", "trailers");
@@ -201,11 +245,17 @@ pub fn grpc_call(port: u16, path: &str, headers: &[(&str, &str)], body: Vec<u8>)
                 .or_else(|| parts.headers.get(name))
                 .map(|v| v.to_str().unwrap_or("").to_string())
         };
-        let status = pick("grpc-status").and_then(|s| s.parse().ok()).unwrap_or(-1);
+        let status = pick("grpc-status")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(-1);
         let message = percent_decode(&pick("grpc-message").unwrap_or_default());
         let details = pick("grpc-status-details-bin").is_some();
         let bytes = collected.to_bytes();
-        let msg = if bytes.len() >= 5 { bytes.slice(5..) } else { Bytes::new() };
+        let msg = if bytes.len() >= 5 {
+            bytes.slice(5..)
+        } else {
+            Bytes::new()
+        };
         (status, message, msg, details)
     })
 }

@@ -209,9 +209,10 @@ pub fn metric_sum(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
             let (series, value) = line.rsplit_once(' ')?;
             let (n, l) = series.split_once('{').unwrap_or((series, ""));
             (n == name
-                && labels
-                    .iter()
-                    .all(|(k, v)| l.split(',').any(|kv| kv.trim_end_matches('}') == format!("{k}=\"{v}\""))))
+                && labels.iter().all(|(k, v)| {
+                    l.split(',')
+                        .any(|kv| kv.trim_end_matches('}') == format!("{k}=\"{v}\""))
+                }))
             .then(|| value.parse::<f64>().unwrap_or(0.0))
         })
         .sum()
@@ -222,7 +223,11 @@ pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     use std::io::Write;
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
     let mut buf = String::new();
     s.read_to_string(&mut buf).ok()?;
     let status = buf.split(' ').nth(1)?.parse().ok()?;

@@ -95,15 +95,15 @@ macro_rules! exporter_helper_fields {
             pub timeout: std::time::Duration,
             /// Retry with exponential backoff on retryable errors.
             #[serde(default)]
-            pub retry_on_failure: crate::exporters::helper::RetryConfig,
+            pub retry_on_failure: $crate::exporters::helper::RetryConfig,
             /// The bounded queue in front of the exporter.
             #[serde(default)]
-            pub sending_queue: crate::exporters::helper::QueueConfig,
+            pub sending_queue: $crate::exporters::helper::QueueConfig,
         }
 
         impl $name {
-            pub fn helper_settings(&self) -> crate::exporters::helper::HelperSettings {
-                crate::exporters::helper::HelperSettings {
+            pub fn helper_settings(&self) -> $crate::exporters::helper::HelperSettings {
+                $crate::exporters::helper::HelperSettings {
                     timeout: self.timeout,
                     retry: self.retry_on_failure.clone(),
                     queue: self.sending_queue.clone(),

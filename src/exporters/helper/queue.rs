@@ -69,16 +69,18 @@ impl Runner {
         loop {
             attempt += 1;
             let t0 = Instant::now();
-            let result =
-                match tokio::time::timeout(self.settings.timeout, self.exporter.export(batch))
-                    .await
-                {
-                    Ok(r) => r,
-                    Err(_) => Err(ExportError::Retryable {
-                        reason: format!("timed out after {:?}", self.settings.timeout),
-                        retry_after: None,
-                    }),
-                };
+            let result = match tokio::time::timeout(
+                self.settings.timeout,
+                self.exporter.export(batch),
+            )
+            .await
+            {
+                Ok(r) => r,
+                Err(_) => Err(ExportError::Retryable {
+                    reason: format!("timed out after {:?}", self.settings.timeout),
+                    retry_after: None,
+                }),
+            };
             self.latency.observe(t0.elapsed());
             match result {
                 Ok(()) => return (n, 0),

@@ -1,27 +1,28 @@
 //! OTLP/gRPC client. Sends the batch's cached protobuf encoding as is (no re-encode per
-//! exporter) through tonic's client with a pass-through codec.
+//! exporter), framed and compressed by us, over tonic's `Channel` (connection pooling, HTTP/2,
+//! TLS); tonic's `Status` parses the answer.
 
 use std::time::Duration;
 
-use bytes::{Buf, BufMut, Bytes};
-use http::uri::PathAndQuery;
+use bytes::{BufMut, Bytes, BytesMut};
+use http_body_util::{BodyExt, Full};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use prost::Message;
-use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
-use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tonic::{Code, Status};
+use tower::{Service, ServiceExt};
 
 use super::config::{Compression, OtlpExporterConfig};
 use crate::component::{BoxFuture, ExportError, Exporter};
-use crate::data::{rpc, SpanBatch};
+use crate::data::{gzip, heavy, rpc, SpanBatch};
 use crate::exporters::tls::endpoint_url;
 
 const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 
 pub struct GrpcExporter {
     channel: Channel,
-    metadata: MetadataMap,
+    uri: http::Uri,
+    headers: http::HeaderMap,
     gzip: bool,
 }
 
@@ -47,30 +48,37 @@ impl GrpcExporter {
             let mut tls = ClientTlsConfig::new();
             match &cfg.tls.ca_file {
                 Some(ca) => {
-                    let pem = std::fs::read(ca).map_err(|e| GrpcSetupError::Read(format!("{ca}: {e}")))?;
+                    let pem = std::fs::read(ca)
+                        .map_err(|e| GrpcSetupError::Read(format!("{ca}: {e}")))?;
                     tls = tls.ca_certificate(Certificate::from_pem(pem));
                 }
                 None => tls = tls.with_native_roots(),
             }
             if let (Some(c), Some(k)) = (&cfg.tls.cert_file, &cfg.tls.key_file) {
-                let cert = std::fs::read(c).map_err(|e| GrpcSetupError::Read(format!("{c}: {e}")))?;
-                let key = std::fs::read(k).map_err(|e| GrpcSetupError::Read(format!("{k}: {e}")))?;
+                let cert =
+                    std::fs::read(c).map_err(|e| GrpcSetupError::Read(format!("{c}: {e}")))?;
+                let key =
+                    std::fs::read(k).map_err(|e| GrpcSetupError::Read(format!("{k}: {e}")))?;
                 tls = tls.identity(Identity::from_pem(cert, key));
             }
             endpoint = endpoint.tls_config(tls)?;
         }
-        let mut metadata = MetadataMap::new();
+        let mut headers = http::HeaderMap::new();
         for (k, v) in &cfg.headers.0 {
-            let key = MetadataKey::from_bytes(k.to_ascii_lowercase().as_bytes())
+            let name = http::HeaderName::from_bytes(k.to_ascii_lowercase().as_bytes())
                 .map_err(|_| GrpcSetupError::Header(k.clone()))?;
-            let value = MetadataValue::try_from(v.as_str())
-                .map_err(|_| GrpcSetupError::Header(k.clone()))?;
-            metadata.insert(key, value);
+            let value =
+                http::HeaderValue::from_str(v).map_err(|_| GrpcSetupError::Header(k.clone()))?;
+            headers.insert(name, value);
         }
+        let uri = format!("{}{EXPORT_PATH}", url.trim_end_matches('/'))
+            .parse()
+            .map_err(|_| GrpcSetupError::Header(format!("endpoint {url}")))?;
         Ok(GrpcExporter {
             // Lazy: a backend that is down at start is retried per batch, never a start failure.
             channel: endpoint.connect_lazy(),
-            metadata,
+            uri,
+            headers,
             gzip: cfg.compression == Compression::Gzip,
         })
     }
@@ -102,25 +110,104 @@ pub fn classify(status: &Status) -> ExportError {
     }
 }
 
+impl GrpcExporter {
+    /// The gRPC frame: flag, length, message; gzip done here (off the runtime's way for big
+    /// batches) rather than in tonic's encoder, which would compress on a runtime thread.
+    fn frame(&self, batch: &SpanBatch) -> Bytes {
+        let message = batch.encoded();
+        heavy(batch.len(), || {
+            let compressed;
+            let (flag, payload): (u8, &[u8]) = if self.gzip {
+                compressed = gzip::compress(message);
+                (1, &compressed)
+            } else {
+                (0, message)
+            };
+            let mut framed = BytesMut::with_capacity(payload.len() + 5);
+            framed.put_u8(flag);
+            framed.put_u32(payload.len() as u32);
+            framed.put_slice(payload);
+            framed.freeze()
+        })
+    }
+
+    async fn call(&self, batch: &SpanBatch) -> Result<Bytes, ExportError> {
+        let mut request = http::Request::post(self.uri.clone())
+            .header(http::header::CONTENT_TYPE, "application/grpc")
+            .header("te", "trailers")
+            .header("grpc-accept-encoding", "gzip,identity");
+        if self.gzip {
+            request = request.header("grpc-encoding", "gzip");
+        }
+        let mut request = request
+            .body(tonic::body::Body::new(Full::new(self.frame(batch))))
+            .map_err(|e| ExportError::Permanent {
+                reason: format!("building request: {e}"),
+                rejected: None,
+            })?;
+        request.headers_mut().extend(self.headers.clone());
+        let mut channel = self.channel.clone();
+        let unavailable = |e: &dyn std::fmt::Display| ExportError::Retryable {
+            reason: format!("UNAVAILABLE: {e}"),
+            retry_after: None,
+        };
+        channel.ready().await.map_err(|e| unavailable(&e))?;
+        let response = channel.call(request).await.map_err(|e| unavailable(&e))?;
+        let (parts, body) = response.into_parts();
+        // Trailers-only answers carry the status in the headers.
+        if let Some(status) = Status::from_header_map(&parts.headers) {
+            if status.code() != Code::Ok {
+                return Err(classify(&status));
+            }
+        }
+        if parts.status != http::StatusCode::OK {
+            let reason = format!("HTTP {} from gRPC endpoint", parts.status.as_u16());
+            return Err(match parts.status.as_u16() {
+                429 | 502 | 503 | 504 => ExportError::Retryable {
+                    reason,
+                    retry_after: None,
+                },
+                _ => ExportError::Permanent {
+                    reason,
+                    rejected: None,
+                },
+            });
+        }
+        let collected = body.collect().await.map_err(|e| unavailable(&e))?;
+        if let Some(status) = collected.trailers().and_then(Status::from_header_map) {
+            if status.code() != Code::Ok {
+                return Err(classify(&status));
+            }
+        }
+        let gzipped = parts
+            .headers
+            .get("grpc-encoding")
+            .is_some_and(|v| v.as_bytes() == b"gzip");
+        Ok(unframe(collected.to_bytes(), gzipped))
+    }
+}
+
+/// The response message out of its frame; empty when absent or unreadable (a response body
+/// only matters for `partial_success`).
+fn unframe(body: Bytes, gzipped: bool) -> Bytes {
+    if body.len() < 5 {
+        return Bytes::new();
+    }
+    let message = body.slice(5..);
+    if body[0] == 1 && gzipped {
+        return gzip::decompress(&message, 64 * 1024 * 1024)
+            .map(Bytes::from)
+            .unwrap_or_default();
+    }
+    message
+}
+
 impl Exporter for GrpcExporter {
     fn export<'a>(&'a self, batch: &'a SpanBatch) -> BoxFuture<'a, Result<(), ExportError>> {
         Box::pin(async move {
-            let mut client = tonic::client::Grpc::new(self.channel.clone());
-            if self.gzip {
-                client = client.send_compressed(CompressionEncoding::Gzip);
-            }
-            client = client.accept_compressed(CompressionEncoding::Gzip);
-            client.ready().await.map_err(|e| ExportError::Retryable {
-                reason: format!("connection not ready: {e}"),
-                retry_after: None,
-            })?;
-            let mut request = tonic::Request::new(batch.encoded().clone());
-            *request.metadata_mut() = self.metadata.clone();
-            let response = client
-                .unary(request, PathAndQuery::from_static(EXPORT_PATH), RawCodec)
-                .await
-                .map_err(|s| classify(&s))?;
-            match response.into_inner().partial_success {
+            let message = self.call(batch).await?;
+            let response = ExportTraceServiceResponse::decode(message).unwrap_or_default();
+            match response.partial_success {
                 Some(p) if p.rejected_spans > 0 => Err(ExportError::Permanent {
                     reason: format!("backend rejected spans: {}", p.error_message),
                     rejected: Some(p.rejected_spans as u64),
@@ -128,46 +215,5 @@ impl Exporter for GrpcExporter {
                 _ => Ok(()),
             }
         })
-    }
-}
-
-/// Sends pre-encoded request bytes; decodes the response with prost.
-#[derive(Clone, Copy, Default)]
-struct RawCodec;
-
-impl Codec for RawCodec {
-    type Encode = Bytes;
-    type Decode = ExportTraceServiceResponse;
-    type Encoder = RawEncoder;
-    type Decoder = ResponseDecoder;
-    fn encoder(&mut self) -> RawEncoder {
-        RawEncoder
-    }
-    fn decoder(&mut self) -> ResponseDecoder {
-        ResponseDecoder
-    }
-}
-
-struct RawEncoder;
-
-impl Encoder for RawEncoder {
-    type Item = Bytes;
-    type Error = Status;
-    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        dst.put(item);
-        Ok(())
-    }
-}
-
-struct ResponseDecoder;
-
-impl Decoder for ResponseDecoder {
-    type Item = ExportTraceServiceResponse;
-    type Error = Status;
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Self::Item>, Status> {
-        let bytes = src.copy_to_bytes(src.remaining());
-        ExportTraceServiceResponse::decode(bytes)
-            .map(Some)
-            .map_err(|e| Status::internal(format!("bad response: {e}")))
     }
 }

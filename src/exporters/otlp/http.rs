@@ -9,7 +9,7 @@ use prost::Message;
 
 use super::config::{Compression, Encoding, OtlpExporterConfig};
 use crate::component::{BoxFuture, ExportError, Exporter};
-use crate::data::{gzip, json, rpc::RpcStatus, SpanBatch};
+use crate::data::{gzip, heavy, json, rpc::RpcStatus, SpanBatch};
 use crate::exporters::tls::endpoint_url;
 
 pub struct HttpExporter {
@@ -92,7 +92,9 @@ impl Exporter for HttpExporter {
             let (payload, content_type): (Bytes, &str) = match self.encoding {
                 Encoding::Proto => (batch.encoded().clone(), "application/x-protobuf"),
                 Encoding::Json => (
-                    Bytes::from(json::encode_request(batch.resource_spans())),
+                    Bytes::from(heavy(batch.len(), || {
+                        json::encode_request(batch.resource_spans())
+                    })),
                     "application/json",
                 ),
             };
@@ -103,7 +105,7 @@ impl Exporter for HttpExporter {
                 .header(http::header::CONTENT_TYPE, content_type);
             let body = if self.gzip {
                 req = req.header(http::header::CONTENT_ENCODING, "gzip");
-                Bytes::from(gzip::compress(&payload))
+                Bytes::from(heavy(batch.len(), || gzip::compress(&payload)))
             } else {
                 payload
             };
@@ -128,9 +130,9 @@ impl Exporter for HttpExporter {
                         .ok()
                         .and_then(|v| {
                             let p = v.get("partialSuccess")?;
-                            let n = p.get("rejectedSpans").and_then(|n| {
-                                n.as_i64().or_else(|| n.as_str()?.parse().ok())
-                            })?;
+                            let n = p
+                                .get("rejectedSpans")
+                                .and_then(|n| n.as_i64().or_else(|| n.as_str()?.parse().ok()))?;
                             let m = p.get("errorMessage").and_then(|m| m.as_str()).unwrap_or("");
                             Some((n, m.to_string()))
                         }),
@@ -143,7 +145,11 @@ impl Exporter for HttpExporter {
                     _ => Ok(()),
                 };
             }
-            let reason = format!("HTTP {}: {}", status.as_u16(), error_message(&body, self.encoding));
+            let reason = format!(
+                "HTTP {}: {}",
+                status.as_u16(),
+                error_message(&body, self.encoding)
+            );
             if matches!(
                 status,
                 StatusCode::TOO_MANY_REQUESTS
@@ -164,4 +170,3 @@ impl Exporter for HttpExporter {
         })
     }
 }
-

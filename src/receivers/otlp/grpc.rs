@@ -14,7 +14,7 @@ use http::{HeaderMap, HeaderValue, Request, Response};
 use http_body_util::{BodyExt, Empty, Full, Limited};
 use hyper::body::Incoming;
 use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use prost::Message;
 use tonic::{Code, Status};
@@ -55,9 +55,7 @@ impl Handler for GrpcHandler {
 }
 
 fn status_response(status: Status) -> Response<Body> {
-    status
-        .into_http::<Empty<Bytes>>()
-        .map(|b| b.boxed_unsync())
+    status.into_http::<Empty<Bytes>>().map(|b| b.boxed_unsync())
 }
 
 fn ok_response(msg: &ExportTraceServiceResponse) -> Response<Body> {
@@ -75,6 +73,10 @@ fn ok_response(msg: &ExportTraceServiceResponse) -> Response<Body> {
     resp.headers_mut().insert(
         http::header::CONTENT_TYPE,
         HeaderValue::from_static("application/grpc"),
+    );
+    resp.headers_mut().insert(
+        "grpc-accept-encoding",
+        HeaderValue::from_static("gzip,identity"),
     );
     resp
 }
@@ -114,10 +116,15 @@ impl GrpcHandler {
         };
         // The frame can be at most the limit plus its prefix; a gzip frame is smaller than what
         // it expands to, so the same bound holds before decompression.
-        let body = match Limited::new(req.into_body(), self.limit + 5).collect().await {
+        let body = match Limited::new(req.into_body(), self.limit + 5)
+            .collect()
+            .await
+        {
             Ok(c) => c.to_bytes(),
             Err(e) => {
-                if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                if e.downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some()
+                {
                     self.shared.refused(transport, "too_large", 0);
                     return Err(Status::resource_exhausted(format!(
                         "message larger than max_recv_msg_size ({} bytes)",
@@ -130,12 +137,7 @@ impl GrpcHandler {
         };
         let request = self.decode(body, gzipped).await?;
         match self.shared.accept(transport, request).await {
-            Ok(a) => Ok(ExportTraceServiceResponse {
-                partial_success: (a.rejected_spans > 0).then(|| ExportTracePartialSuccess {
-                    rejected_spans: a.rejected_spans as i64,
-                    error_message: a.message,
-                }),
-            }),
+            Ok(a) => Ok(a.into_response()),
             Err(Refusal::Full) => Err(retryable(
                 Code::Unavailable,
                 "pipeline is full, retry later",
@@ -155,7 +157,11 @@ impl GrpcHandler {
         }
     }
 
-    async fn decode(&self, body: Bytes, gzipped: bool) -> Result<ExportTraceServiceRequest, Status> {
+    async fn decode(
+        &self,
+        body: Bytes,
+        gzipped: bool,
+    ) -> Result<ExportTraceServiceRequest, Status> {
         let transport = Transport::Grpc;
         if body.len() < 5 {
             self.shared.refused(transport, "decode_error", 0);
@@ -199,7 +205,9 @@ impl GrpcHandler {
                             )),
                         ))
                     }
-                    Err(e) => return Err(("decode_error", Status::invalid_argument(e.to_string()))),
+                    Err(e) => {
+                        return Err(("decode_error", Status::invalid_argument(e.to_string())))
+                    }
                 }
             } else {
                 payload
@@ -207,7 +215,9 @@ impl GrpcHandler {
             ExportTraceServiceRequest::decode(raw).map_err(|e| {
                 (
                     "decode_error",
-                    Status::invalid_argument(format!("cannot decode ExportTraceServiceRequest: {e}")),
+                    Status::invalid_argument(format!(
+                        "cannot decode ExportTraceServiceRequest: {e}"
+                    )),
                 )
             })
         };

@@ -10,7 +10,7 @@ use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use prost::Message;
 
@@ -59,6 +59,8 @@ struct Failure {
     reason: &'static str,
     message: String,
     retry_after: Option<u64>,
+    /// Already counted (refusals by the pipeline are counted where the span count is known).
+    counted: bool,
 }
 
 fn fail(status: StatusCode, reason: &'static str, message: impl Into<String>) -> Failure {
@@ -67,6 +69,7 @@ fn fail(status: StatusCode, reason: &'static str, message: impl Into<String>) ->
         reason,
         message: message.into(),
         retry_after: None,
+        counted: false,
     }
 }
 
@@ -144,13 +147,18 @@ impl HttpHandler {
         match self.try_export(req).await {
             Ok(resp) => success(encoding, &resp),
             Err(f) => {
-                self.shared.refused(Transport::Http, f.reason, 0);
+                if !f.counted {
+                    self.shared.refused(Transport::Http, f.reason, 0);
+                }
                 error_response(encoding, &f)
             }
         }
     }
 
-    async fn try_export(&self, req: Request<Incoming>) -> Result<ExportTraceServiceResponse, Failure> {
+    async fn try_export(
+        &self,
+        req: Request<Incoming>,
+    ) -> Result<ExportTraceServiceResponse, Failure> {
         let path = req.uri().path();
         if path != &*self.path {
             let msg = match path {
@@ -225,7 +233,10 @@ impl HttpHandler {
         }
         let body = match Limited::new(req.into_body(), self.limit).collect().await {
             Ok(c) => c.to_bytes(),
-            Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+            Err(e)
+                if e.downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some() =>
+            {
                 return Err(too_large())
             }
             Err(e) => {
@@ -238,24 +249,20 @@ impl HttpHandler {
         };
         let request = self.decode(body, gzipped, encoding).await?;
         match self.shared.accept(Transport::Http, request).await {
-            Ok(a) => Ok(ExportTraceServiceResponse {
-                partial_success: (a.rejected_spans > 0).then(|| ExportTracePartialSuccess {
-                    rejected_spans: a.rejected_spans as i64,
-                    error_message: a.message,
-                }),
-            }),
-            // Spans refused here were counted by `accept`; the request count comes from `export`.
+            Ok(a) => Ok(a.into_response()),
             Err(Refusal::Full) => Err(Failure {
                 status: StatusCode::SERVICE_UNAVAILABLE,
                 reason: "pipeline_full",
                 message: "pipeline is full, retry later".into(),
                 retry_after: Some(RETRY_AFTER.as_secs().max(1)),
+                counted: true,
             }),
             Err(Refusal::Refused { retry_after }) => Err(Failure {
                 status: StatusCode::TOO_MANY_REQUESTS,
                 reason: "refused_by_processor",
                 message: "rate limited, retry later".into(),
                 retry_after: Some(retry_after.as_secs_f64().ceil().max(1.0) as u64),
+                counted: true,
             }),
         }
     }
@@ -282,7 +289,9 @@ impl HttpHandler {
                             ),
                         ))
                     }
-                    Err(e) => return Err(fail(StatusCode::BAD_REQUEST, "decode_error", e.to_string())),
+                    Err(e) => {
+                        return Err(fail(StatusCode::BAD_REQUEST, "decode_error", e.to_string()))
+                    }
                 }
             } else {
                 body

@@ -9,7 +9,9 @@ pub mod server;
 use std::sync::Arc;
 use std::time::Duration;
 
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
 use tokio::sync::watch;
 
 use crate::component::{BuildError, ReceiverContext, RunningReceiver};
@@ -47,6 +49,18 @@ impl Transport {
 pub struct Accepted {
     pub rejected_spans: u64,
     pub message: String,
+}
+
+impl Accepted {
+    /// The OTLP response: `partial_success` only when spans were rejected.
+    pub fn into_response(self) -> ExportTraceServiceResponse {
+        ExportTraceServiceResponse {
+            partial_success: (self.rejected_spans > 0).then_some(ExportTracePartialSuccess {
+                rejected_spans: self.rejected_spans as i64,
+                error_message: self.message,
+            }),
+        }
+    }
 }
 
 /// State shared by both transports' handlers.
@@ -123,10 +137,9 @@ pub async fn start(
     let (stop, stopped) = watch::channel(false);
     let mut tasks = Vec::new();
     if let Some(g) = &cfg.protocols.grpc {
-        let listener = ctx
-            .listeners
-            .listen(&g.endpoint)
-            .map_err(|e| BuildError::new(&ctx.id, format!("cannot listen on {}: {e}", g.endpoint)))?;
+        let listener = ctx.listeners.listen(&g.endpoint).map_err(|e| {
+            BuildError::new(&ctx.id, format!("cannot listen on {}: {e}", g.endpoint))
+        })?;
         let tls = match &cfg.tls {
             Some(t) => Some(
                 t.server_config(&[b"h2"])
@@ -146,10 +159,9 @@ pub async fn start(
         )));
     }
     if let Some(h) = &cfg.protocols.http {
-        let listener = ctx
-            .listeners
-            .listen(&h.endpoint)
-            .map_err(|e| BuildError::new(&ctx.id, format!("cannot listen on {}: {e}", h.endpoint)))?;
+        let listener = ctx.listeners.listen(&h.endpoint).map_err(|e| {
+            BuildError::new(&ctx.id, format!("cannot listen on {}: {e}", h.endpoint))
+        })?;
         let tls = match &cfg.tls {
             Some(t) => Some(
                 t.server_config(&[b"h2", b"http/1.1"])

@@ -1,0 +1,286 @@
+//! End-to-end load: a gRPC load generator -> spangate (the built binary) -> a counting gRPC sink,
+//! all on 127.0.0.1. Reports spans/s through the passthrough, spangate's CPU-seconds per million
+//! spans and peak RSS, next to a plain prost decode+encode of the same data measured in the same
+//! run. Run: `cargo bench --bench load` (options after `--`: `--seconds N --clients N`).
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, BufMut, Bytes};
+use http::uri::PathAndQuery;
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use prost::Message;
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+
+const SPANS_PER_REQUEST: usize = 100;
+const DISTINCT_REQUESTS: u64 = 64;
+
+fn arg(name: &str, default: u64) -> u64 {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1)?.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() {
+    // `cargo test --benches` runs this without `--bench`: nothing to measure then.
+    if !std::env::args().any(|a| a == "--bench") {
+        eprintln!("load: run with `cargo bench --bench load`");
+        return;
+    }
+    let seconds = arg("--seconds", 10);
+    let clients = arg("--clients", 4) as usize;
+    let wire: Vec<Bytes> = (0..DISTINCT_REQUESTS)
+        .map(|i| Bytes::from(common::request(i, SPANS_PER_REQUEST).encode_to_vec()))
+        .collect();
+    let wire_bytes: usize = wire.iter().map(|b| b.len()).sum();
+    println!(
+        "load: {clients} clients, {seconds}s, requests of {SPANS_PER_REQUEST} spans ({} bytes/span on the wire)",
+        wire_bytes / (DISTINCT_REQUESTS as usize * SPANS_PER_REQUEST)
+    );
+
+    // Baseline: the decode + encode every OTLP passthrough must do, on one core.
+    let t = Instant::now();
+    let mut spans = 0u64;
+    while t.elapsed() < Duration::from_secs(2) {
+        for w in &wire {
+            let req = ExportTraceServiceRequest::decode(w.clone()).unwrap();
+            std::hint::black_box(req.encode_to_vec());
+            spans += SPANS_PER_REQUEST as u64;
+        }
+    }
+    let prost_cpu_per_million = t.elapsed().as_secs_f64() / spans as f64 * 1e6;
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let received = Arc::new(AtomicU64::new(0));
+    let sink_port = rt.block_on(start_sink(received.clone()));
+    let grpc_port = free_port();
+    let metrics_port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("load.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "receivers:
+  otlp:
+    protocols: {{ grpc: {{ endpoint: 127.0.0.1:{grpc_port} }} }}
+processors:
+  batch: {{ send_batch_size: 8192, timeout: 200ms }}
+exporters:
+  otlp:
+    endpoint: 127.0.0.1:{sink_port}
+    tls: {{ insecure: true }}
+    compression: none
+service:
+  telemetry: {{ metrics: {{ address: 127.0.0.1:{metrics_port} }} }}
+  pipelines:
+    traces: {{ receivers: [otlp], processors: [batch], exporters: [otlp] }}
+"
+        ),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_spangate"))
+        .arg("--config")
+        .arg(&config)
+        .env("SPANGATE_LOG", "warn")
+        .spawn()
+        .expect("spawn spangate");
+    let pid = child.id();
+    wait_ready(metrics_port);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let accepted = Arc::new(AtomicU64::new(0));
+    let refused = Arc::new(AtomicU64::new(0));
+    let cpu0 = cpu_seconds(pid);
+    let t0 = Instant::now();
+    rt.block_on(async {
+        let channel =
+            tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{grpc_port}"))
+                .unwrap()
+                .connect()
+                .await
+                .unwrap();
+        let mut tasks = Vec::new();
+        for c in 0..clients {
+            let (channel, stop, accepted, refused, wire) = (
+                channel.clone(),
+                stop.clone(),
+                accepted.clone(),
+                refused.clone(),
+                wire.clone(),
+            );
+            tasks.push(tokio::spawn(async move {
+                let mut i = c;
+                while !stop.load(Ordering::Relaxed) {
+                    let mut client = tonic::client::Grpc::new(channel.clone());
+                    client.ready().await.unwrap();
+                    let req = tonic::Request::new(wire[i % wire.len()].clone());
+                    i += 1;
+                    let path = PathAndQuery::from_static(
+                        "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+                    );
+                    match client.unary(req, path, RawCodec).await {
+                        Ok(_) => {
+                            accepted.fetch_add(SPANS_PER_REQUEST as u64, Ordering::Relaxed);
+                        }
+                        Err(_) => {
+                            refused.fetch_add(SPANS_PER_REQUEST as u64, Ordering::Relaxed);
+                            tokio::time::sleep(Duration::from_millis(5)).await;
+                        }
+                    }
+                }
+            }));
+        }
+        tokio::time::sleep(Duration::from_secs(seconds)).await;
+        stop.store(true, Ordering::Relaxed);
+        for t in tasks {
+            let _ = t.await;
+        }
+    });
+    let sent = accepted.load(Ordering::Relaxed);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while received.load(Ordering::Relaxed) < sent && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let elapsed = t0.elapsed().as_secs_f64();
+    let cpu = cpu_seconds(pid) - cpu0;
+    let rss_mib = peak_rss_kib(pid) as f64 / 1024.0;
+    let got = received.load(Ordering::Relaxed);
+    let _ = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .status();
+    let _ = child.wait();
+
+    let spangate_cpu_per_million = cpu / got.max(1) as f64 * 1e6;
+    println!(
+        "load: accepted {sent} spans, sink received {got}, refused (retried) {}",
+        refused.load(Ordering::Relaxed)
+    );
+    println!("load: throughput {:.0} spans/s through spangate (wall {elapsed:.1}s, 2 cores shared with generator and sink)", got as f64 / elapsed);
+    println!("load: spangate CPU {cpu:.2}s = {spangate_cpu_per_million:.3} CPU-seconds per million spans; peak RSS {rss_mib:.1} MiB");
+    println!("load: prost decode+encode alone = {prost_cpu_per_million:.3} CPU-seconds per million spans");
+    println!(
+        "load: ratio spangate / prost floor = {:.2}",
+        spangate_cpu_per_million / prost_cpu_per_million
+    );
+    assert_eq!(got, sent, "every accepted span must reach the sink");
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_ready(port: u16) {
+    use std::io::{Read, Write};
+    for _ in 0..400 {
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            let _ = s.write_all(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            let mut r = String::new();
+            let _ = s.read_to_string(&mut r);
+            if r.starts_with("HTTP/1.1 200") {
+                return;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("spangate did not become ready");
+}
+
+/// utime + stime of a process, from /proc (clock ticks of 1/100 s on Linux).
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+        + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    ticks / 100.0
+}
+
+fn peak_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+async fn start_sink(received: Arc<AtomicU64>) -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(
+                TraceServiceServer::new(CountingSink(received))
+                    .max_decoding_message_size(256 << 20),
+            )
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+    );
+    port
+}
+
+struct CountingSink(Arc<AtomicU64>);
+
+#[tonic::async_trait]
+impl TraceService for CountingSink {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let n = spangate::data::count_spans(&request.into_inner().resource_spans);
+        self.0.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+    }
+}
+
+#[derive(Clone, Copy)]
+struct RawCodec;
+
+impl Codec for RawCodec {
+    type Encode = Bytes;
+    type Decode = ();
+    type Encoder = RawCodec;
+    type Decoder = RawCodec;
+    fn encoder(&mut self) -> RawCodec {
+        RawCodec
+    }
+    fn decoder(&mut self) -> RawCodec {
+        RawCodec
+    }
+}
+
+impl Encoder for RawCodec {
+    type Item = Bytes;
+    type Error = tonic::Status;
+    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), tonic::Status> {
+        dst.put(item);
+        Ok(())
+    }
+}
+
+impl Decoder for RawCodec {
+    type Item = ();
+    type Error = tonic::Status;
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<()>, tonic::Status> {
+        src.advance(src.remaining());
+        Ok(Some(()))
+    }
+}
