@@ -184,3 +184,186 @@ impl Fanout {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::telemetry::metrics::Metrics;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+
+    fn batch(names: &[&str]) -> SpanBatch {
+        SpanBatch::new(vec![ResourceSpans {
+            scope_spans: vec![ScopeSpans {
+                spans: names
+                    .iter()
+                    .map(|n| Span {
+                        name: n.to_string(),
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }])
+    }
+
+    fn names(b: &SpanBatch) -> Vec<String> {
+        b.resource_spans()
+            .iter()
+            .flat_map(|r| &r.scope_spans)
+            .flat_map(|s| &s.spans)
+            .map(|s| s.name.clone())
+            .collect()
+    }
+
+    /// Drops spans named "drop" (counting them), refuses a batch holding "refuse".
+    struct Filter(Counter);
+
+    impl InlineProcessor for Filter {
+        fn process(&self, batch: &mut SpanBatch) -> Verdict {
+            if names(batch).iter().any(|n| n == "refuse") {
+                return Verdict::Refuse {
+                    retry_after: Duration::from_secs(2),
+                };
+            }
+            let mut dropped = 0;
+            for rs in batch.resource_spans_mut() {
+                for ss in &mut rs.scope_spans {
+                    let before = ss.spans.len();
+                    ss.spans.retain(|s| s.name != "drop");
+                    dropped += before - ss.spans.len();
+                }
+            }
+            self.0.inc_by(dropped as u64);
+            batch.recount();
+            Verdict::Continue
+        }
+    }
+
+    /// Appends a suffix to every span name, to show the order processors run in.
+    struct Suffix(&'static str);
+
+    impl InlineProcessor for Suffix {
+        fn process(&self, batch: &mut SpanBatch) -> Verdict {
+            for rs in batch.resource_spans_mut() {
+                for ss in &mut rs.scope_spans {
+                    for s in &mut ss.spans {
+                        s.name.push_str(self.0);
+                    }
+                }
+            }
+            Verdict::Continue
+        }
+    }
+
+    fn inline(m: &Metrics, p: Box<dyn InlineProcessor>) -> Inline {
+        Inline {
+            id: "test".into(),
+            processor: p,
+            refused_late: m.processor_dropped("test", "refused"),
+        }
+    }
+
+    fn head(
+        m: &Metrics,
+        pipeline: &str,
+        capacity: usize,
+        inline: Vec<Inline>,
+    ) -> (Arc<Head>, mpsc::Receiver<SpanBatch>) {
+        let (tx, rx) = mpsc::channel(capacity);
+        let head = Head {
+            pipeline: pipeline.into(),
+            inflight: m.pipeline_inflight(pipeline),
+            segment: Segment {
+                inline,
+                next: Hop::Stage {
+                    tx,
+                    loss: m.processor_dropped(pipeline, "shutdown"),
+                },
+            },
+        };
+        (Arc::new(head), rx)
+    }
+
+    #[tokio::test]
+    async fn inline_processors_run_in_order_and_count_drops() {
+        let m = Metrics::default();
+        let dropped = m.processor_dropped("filter", "filtered");
+        let (h, mut rx) = head(
+            &m,
+            "traces",
+            4,
+            vec![
+                inline(&m, Box::new(Suffix("-a"))),
+                inline(&m, Box::new(Filter(dropped.clone()))),
+                inline(&m, Box::new(Suffix("-b"))),
+            ],
+        );
+        let fanout = Fanout { heads: vec![h] };
+        // "drop-a" is not "drop": the first suffix ran before the filter.
+        fanout.consume(batch(&["x", "drop"])).await.unwrap();
+        let got = rx.recv().await.unwrap();
+        assert_eq!(names(&got), vec!["x-a-b", "drop-a-b"]);
+        assert_eq!(dropped.get(), 0);
+        let (h, mut rx) = head(
+            &m,
+            "traces/f",
+            4,
+            vec![inline(&m, Box::new(Filter(dropped.clone())))],
+        );
+        let fanout = Fanout { heads: vec![h] };
+        fanout.consume(batch(&["x", "drop", "drop"])).await.unwrap();
+        let got = rx.recv().await.unwrap();
+        assert_eq!(names(&got), vec!["x"]);
+        assert_eq!(got.len(), 1);
+        assert_eq!(dropped.get(), 2);
+        assert_eq!(m.pipeline_inflight("traces/f").get(), 1);
+        drop(got);
+        assert_eq!(m.pipeline_inflight("traces/f").get(), 0);
+    }
+
+    #[tokio::test]
+    async fn fan_out_is_all_or_nothing() {
+        let m = Metrics::default();
+        let (a, mut rx_a) = head(&m, "a", 1, vec![]);
+        let (b, mut rx_b) = head(
+            &m,
+            "b",
+            2,
+            vec![inline(&m, Box::new(Filter(Counter::default())))],
+        );
+        let fanout = Fanout { heads: vec![a, b] };
+        fanout.consume(batch(&["one"])).await.unwrap();
+        // `a` is full now: the next request is refused and `b` gets nothing either.
+        assert_eq!(fanout.consume(batch(&["two"])).await, Err(Refusal::Full));
+        // A processor refusal in one pipeline also sends nothing to the other.
+        rx_a.recv().await.unwrap();
+        assert_eq!(
+            fanout.consume(batch(&["refuse"])).await,
+            Err(Refusal::Refused {
+                retry_after: Duration::from_secs(2)
+            })
+        );
+        assert_eq!(names(&rx_b.recv().await.unwrap()), vec!["one"]);
+        assert!(rx_a.try_recv().is_err());
+        assert!(rx_b.try_recv().is_err());
+        assert_eq!(m.pipeline_inflight("a").get(), 0);
+        assert_eq!(m.pipeline_inflight("b").get(), 0);
+        // Each pipeline got its own copy; accounting is per pipeline.
+        fanout.consume(batch(&["three", "four"])).await.unwrap();
+        assert_eq!(m.pipeline_inflight("a").get(), 2);
+        assert_eq!(m.pipeline_inflight("b").get(), 2);
+    }
+
+    #[tokio::test]
+    async fn batch_dropped_in_a_stage_channel_counts_as_lost() {
+        let m = Metrics::default();
+        let (h, rx) = head(&m, "traces", 4, vec![]);
+        let fanout = Fanout { heads: vec![h] };
+        fanout.consume(batch(&["x", "y"])).await.unwrap();
+        // The stage was aborted at the deadline: its channel drops with the batch inside.
+        drop(rx);
+        assert_eq!(m.processor_dropped("traces", "shutdown").get(), 2);
+        assert_eq!(m.pipeline_inflight("traces").get(), 0);
+    }
+}

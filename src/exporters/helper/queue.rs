@@ -5,7 +5,7 @@
 //! shutdown deadline or the queue is dropped with batches still in it.
 
 use std::sync::Arc;
-use std::time::Instant;
+use tokio::time::Instant;
 
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::{JoinHandle, JoinSet};
@@ -354,6 +354,42 @@ mod tests {
         assert_eq!(t.metrics.exporter_latency("otlp/x").count(), 3);
     }
 
+    /// Always throttled, with the backend's hint; records when each attempt came.
+    struct Throttled {
+        calls: std::sync::Mutex<Vec<tokio::time::Instant>>,
+    }
+
+    impl Exporter for Throttled {
+        fn export<'a>(&'a self, _: &'a SpanBatch) -> BoxFuture<'a, Result<(), ExportError>> {
+            Box::pin(async move {
+                self.calls.lock().unwrap().push(tokio::time::Instant::now());
+                Err(ExportError::Retryable {
+                    reason: "slow down".into(),
+                    retry_after: Some(Duration::from_secs(7)),
+                })
+            })
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn honours_retry_after_and_gives_up_at_max_elapsed() {
+        let t = Telemetry::new();
+        let id = ComponentId::parse("otlp/throttled").unwrap();
+        let exp = Arc::new(Throttled {
+            calls: Default::default(),
+        });
+        let mut s = settings(false);
+        s.retry.max_elapsed_time = Duration::from_secs(20);
+        let (h, _task) = start(&id, exp.clone(), s, &t);
+        h.send(batch(2)).await;
+        let calls = exp.calls.lock().unwrap().clone();
+        // 0s, 7s, 14s; a fourth at 21s would pass max_elapsed_time.
+        assert_eq!(calls.len(), 3);
+        assert_eq!(calls[1] - calls[0], Duration::from_secs(7));
+        assert_eq!(calls[2] - calls[1], Duration::from_secs(7));
+        assert_eq!(t.metrics.exporter_send_failed("otlp/throttled").get(), 2);
+    }
+
     #[tokio::test]
     async fn permanent_partial_rejection_and_direct_mode() {
         let t = Telemetry::new();
@@ -363,9 +399,14 @@ mod tests {
             fail_first: 0,
             permanent: true,
         });
-        let (h, _task) = start(&id, exp, settings(false), &t);
+        let (h, _task) = start(&id, exp.clone(), settings(false), &t);
         let slot = h.try_reserve().unwrap();
         slot.send(batch(4)).unwrap().run().await;
+        assert_eq!(
+            exp.calls.load(Ordering::SeqCst),
+            1,
+            "permanent errors are not retried"
+        );
         assert_eq!(t.metrics.exporter_sent("otlp/p").get(), 3);
         assert_eq!(t.metrics.exporter_send_failed("otlp/p").get(), 1);
     }
