@@ -4,39 +4,29 @@
 mod common;
 
 use common::client::{grpc_call, grpc_frame, http_post};
-use common::{free_port, Spangate};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use common::{encode_spans, free_port, Spangate};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
+use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
 use spangate::data::{gzip, rpc::RpcStatus};
 
 const EXPORT: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 
+/// One span per (trace id length, span id length).
 fn request(ids: &[(usize, usize)]) -> Vec<u8> {
-    let spans = ids
-        .iter()
-        .enumerate()
-        .map(|(i, &(t, s))| Span {
-            trace_id: vec![0xab; t],
-            span_id: vec![0xcd; s],
-            name: format!("span-{i}"),
-            start_time_unix_nano: 1,
-            end_time_unix_nano: 2,
-            ..Default::default()
-        })
-        .collect();
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            scope_spans: vec![ScopeSpans {
-                spans,
+    encode_spans(
+        ids.iter()
+            .enumerate()
+            .map(|(i, &(t, s))| Span {
+                trace_id: vec![0xab; t],
+                span_id: vec![0xcd; s],
+                name: format!("span-{i}"),
+                start_time_unix_nano: 1,
+                end_time_unix_nano: 2,
                 ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    }
-    .encode_to_vec()
+            })
+            .collect(),
+    )
 }
 
 fn gzip_best(data: &[u8]) -> Vec<u8> {

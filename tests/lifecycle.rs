@@ -10,39 +10,29 @@ use std::time::Duration;
 
 use common::client::{grpc_call, grpc_frame, http_post};
 use common::sink::Sink;
-use common::{free_port, metric_sum, Spangate};
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
-use prost::Message;
+use common::{encode_spans, free_port, metric_sum, Spangate};
+use opentelemetry_proto::tonic::trace::v1::Span;
 
 const PROTO: (&str, &str) = ("content-type", "application/x-protobuf");
 
 /// A request of `n` valid spans; `seq` makes ids unique across requests.
 fn spans(seq: u64, n: usize) -> Vec<u8> {
-    let spans = (0..n)
-        .map(|i| {
-            let mut trace_id = [1u8; 16];
-            trace_id[..8].copy_from_slice(&seq.to_be_bytes());
-            let mut span_id = [2u8; 8];
-            span_id[..4].copy_from_slice(&(i as u32).to_be_bytes());
-            Span {
-                trace_id: trace_id.to_vec(),
-                span_id: span_id.to_vec(),
-                name: "op".into(),
-                ..Default::default()
-            }
-        })
-        .collect();
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            scope_spans: vec![ScopeSpans {
-                spans,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    }
-    .encode_to_vec()
+    encode_spans(
+        (0..n)
+            .map(|i| {
+                let mut trace_id = [1u8; 16];
+                trace_id[..8].copy_from_slice(&seq.to_be_bytes());
+                let mut span_id = [2u8; 8];
+                span_id[..4].copy_from_slice(&(i as u32).to_be_bytes());
+                Span {
+                    trace_id: trace_id.to_vec(),
+                    span_id: span_id.to_vec(),
+                    name: "op".into(),
+                    ..Default::default()
+                }
+            })
+            .collect(),
+    )
 }
 
 fn otlp_exporter(sink: &Sink, extra: &str) -> String {

@@ -61,29 +61,15 @@ service:
     traces: {{ receivers: [otlp], exporters: [otlp/grpc_tls, otlphttp/https] }}
 "
     ));
-    let body = {
-        use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-        use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
-        use prost::Message;
-        ExportTraceServiceRequest {
-            resource_spans: vec![ResourceSpans {
-                scope_spans: vec![ScopeSpans {
-                    spans: vec![
-                        Span {
-                            trace_id: vec![7; 16],
-                            span_id: vec![8; 8],
-                            name: "secure".into(),
-                            ..Default::default()
-                        };
-                        3
-                    ],
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }],
-        }
-        .encode_to_vec()
-    };
+    let body = common::encode_spans(vec![
+        opentelemetry_proto::tonic::trace::v1::Span {
+            trace_id: vec![7; 16],
+            span_id: vec![8; 8],
+            name: "secure".into(),
+            ..Default::default()
+        };
+        3
+    ]);
     let (s, _, _) = http_post(
         b_http,
         "/v1/traces",

@@ -343,15 +343,22 @@ fn any_value_of(v: &Value, path: &str) -> R<AnyValue> {
 /// One OTLP/JSON `ExportTraceServiceRequest`, compact, no trailing newline.
 pub fn encode_request(resource_spans: &[ResourceSpans]) -> String {
     let mut out = String::with_capacity(256 * resource_spans.len().max(1));
-    out.push_str("{\"resourceSpans\":[");
-    for (i, rs) in resource_spans.iter().enumerate() {
+    out.push_str("{\"resourceSpans\":");
+    write_array(&mut out, resource_spans, write_resource_spans);
+    out.push('}');
+    out
+}
+
+/// `[a,b,c]`, each item written by `f`.
+fn write_array<T>(out: &mut String, items: &[T], mut f: impl FnMut(&mut String, &T)) {
+    out.push('[');
+    for (i, item) in items.iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
-        write_resource_spans(&mut out, rs);
+        f(out, item);
     }
-    out.push_str("]}");
-    out
+    out.push(']');
 }
 
 struct Obj<'a> {
@@ -426,15 +433,7 @@ fn write_resource_spans(out: &mut String, rs: &ResourceSpans) {
         ro.num("droppedAttributesCount", r.dropped_attributes_count as i64);
         ro.end();
     }
-    let w = o.key("scopeSpans");
-    w.push('[');
-    for (i, ss) in rs.scope_spans.iter().enumerate() {
-        if i > 0 {
-            w.push(',');
-        }
-        write_scope_spans(w, ss);
-    }
-    w.push(']');
+    write_array(o.key("scopeSpans"), &rs.scope_spans, write_scope_spans);
     o.str("schemaUrl", &rs.schema_url);
     o.end();
 }
@@ -450,15 +449,7 @@ fn write_scope_spans(out: &mut String, ss: &ScopeSpans) {
         so.num("droppedAttributesCount", s.dropped_attributes_count as i64);
         so.end();
     }
-    let w = o.key("spans");
-    w.push('[');
-    for (i, sp) in ss.spans.iter().enumerate() {
-        if i > 0 {
-            w.push(',');
-        }
-        write_span(w, sp);
-    }
-    w.push(']');
+    write_array(o.key("spans"), &ss.spans, write_span);
     o.str("schemaUrl", &ss.schema_url);
     o.end();
 }
@@ -477,29 +468,18 @@ fn write_span(out: &mut String, s: &Span) {
     o.attrs("attributes", &s.attributes);
     o.num("droppedAttributesCount", s.dropped_attributes_count as i64);
     if !s.events.is_empty() {
-        let w = o.key("events");
-        w.push('[');
-        for (i, e) in s.events.iter().enumerate() {
-            if i > 0 {
-                w.push(',');
-            }
+        write_array(o.key("events"), &s.events, |w, e| {
             let mut eo = Obj::new(w);
             eo.u64_str("timeUnixNano", e.time_unix_nano);
             eo.str("name", &e.name);
             eo.attrs("attributes", &e.attributes);
             eo.num("droppedAttributesCount", e.dropped_attributes_count as i64);
             eo.end();
-        }
-        w.push(']');
+        });
     }
     o.num("droppedEventsCount", s.dropped_events_count as i64);
     if !s.links.is_empty() {
-        let w = o.key("links");
-        w.push('[');
-        for (i, l) in s.links.iter().enumerate() {
-            if i > 0 {
-                w.push(',');
-            }
+        write_array(o.key("links"), &s.links, |w, l| {
             let mut lo = Obj::new(w);
             lo.hex("traceId", &l.trace_id);
             lo.hex("spanId", &l.span_id);
@@ -508,8 +488,7 @@ fn write_span(out: &mut String, s: &Span) {
             lo.num("droppedAttributesCount", l.dropped_attributes_count as i64);
             lo.num("flags", l.flags as i64);
             lo.end();
-        }
-        w.push(']');
+        });
     }
     o.num("droppedLinksCount", s.dropped_links_count as i64);
     if let Some(st) = &s.status {
@@ -523,20 +502,13 @@ fn write_span(out: &mut String, s: &Span) {
 }
 
 fn write_kvs(out: &mut String, kvs: &[KeyValue]) {
-    out.push('[');
-    for (i, kv) in kvs.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
+    write_array(out, kvs, |out, kv| {
         let mut o = Obj::new(out);
-        let w = o.key("key");
-        write_str(w, &kv.key);
-        let w = o.key("value");
-        write_any(w, kv.value.as_ref());
+        write_str(o.key("key"), &kv.key);
+        write_any(o.key("value"), kv.value.as_ref());
         o.num("keyStrindex", kv.key_strindex as i64);
         o.end();
-    }
-    out.push(']');
+    });
 }
 
 fn write_any(out: &mut String, v: Option<&AnyValue>) {
@@ -566,14 +538,9 @@ fn write_any(out: &mut String, v: Option<&AnyValue>) {
             }
         }
         Some(V::ArrayValue(a)) => {
-            out.push_str("{\"arrayValue\":{\"values\":[");
-            for (i, v) in a.values.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_any(out, Some(v));
-            }
-            out.push_str("]}}");
+            out.push_str("{\"arrayValue\":{\"values\":");
+            write_array(out, &a.values, |out, v| write_any(out, Some(v)));
+            out.push_str("}}");
         }
         Some(V::KvlistValue(kv)) => {
             out.push_str("{\"kvlistValue\":{\"values\":");

@@ -130,58 +130,70 @@ pub async fn start(
         accepted_grpc: m.receiver_accepted(&name, "grpc"),
         accepted_http: m.receiver_accepted(&name, "http"),
         id: ctx.id.clone(),
-        fanout: ctx.fanout,
+        fanout: ctx.fanout.clone(),
         telemetry: ctx.telemetry.clone(),
         token: cfg.auth.as_ref().map(|a| a.bearer_token.clone()),
     });
     let (stop, stopped) = watch::channel(false);
     let mut tasks = Vec::new();
     if let Some(g) = &cfg.protocols.grpc {
-        let listener = ctx.listeners.listen(&g.endpoint).map_err(|e| {
-            BuildError::new(&ctx.id, format!("cannot listen on {}: {e}", g.endpoint))
-        })?;
-        let tls = match &cfg.tls {
-            Some(t) => Some(
-                t.server_config(&[b"h2"])
-                    .map_err(|e| BuildError::new(&ctx.id, e))?,
-            ),
-            None => None,
-        };
         let limit = (g.max_recv_msg_size_mib * 1024 * 1024) as usize;
         let handler = grpc::GrpcHandler::new(shared.clone(), limit);
-        tracing::info!(receiver = %ctx.id, endpoint = %g.endpoint, tls = tls.is_some(), "otlp grpc listening");
-        tasks.push(tokio::spawn(server::serve(
-            listener,
-            tls,
-            server::Protocol::Http2Only,
+        let protocol = server::Protocol::Http2Only;
+        tasks.push(listen(
+            &ctx,
+            &cfg,
+            &g.endpoint,
+            protocol,
             handler,
-            stopped.clone(),
-        )));
+            &stopped,
+        )?);
     }
     if let Some(h) = &cfg.protocols.http {
-        let listener = ctx.listeners.listen(&h.endpoint).map_err(|e| {
-            BuildError::new(&ctx.id, format!("cannot listen on {}: {e}", h.endpoint))
-        })?;
-        let tls = match &cfg.tls {
-            Some(t) => Some(
-                t.server_config(&[b"h2", b"http/1.1"])
-                    .map_err(|e| BuildError::new(&ctx.id, e))?,
-            ),
-            None => None,
-        };
-        let handler = http::HttpHandler::new(
-            shared.clone(),
-            h.max_request_body_size as usize,
-            h.traces_url_path.clone(),
-        );
-        tracing::info!(receiver = %ctx.id, endpoint = %h.endpoint, tls = tls.is_some(), "otlp http listening");
-        tasks.push(tokio::spawn(server::serve(
-            listener,
-            tls,
-            server::Protocol::Auto,
+        let limit = h.max_request_body_size as usize;
+        let handler = http::HttpHandler::new(shared.clone(), limit, h.traces_url_path.clone());
+        let protocol = server::Protocol::Auto;
+        tasks.push(listen(
+            &ctx,
+            &cfg,
+            &h.endpoint,
+            protocol,
             handler,
-            stopped,
-        )));
+            &stopped,
+        )?);
     }
     Ok(RunningReceiver { stop, tasks })
+}
+
+/// Takes the listener for `endpoint` (TLS when configured) and serves `handler` until stopped.
+fn listen<H: server::Handler>(
+    ctx: &ReceiverContext,
+    cfg: &OtlpReceiverConfig,
+    endpoint: &str,
+    protocol: server::Protocol,
+    handler: H,
+    stopped: &watch::Receiver<bool>,
+) -> Result<tokio::task::JoinHandle<()>, BuildError> {
+    let listener = ctx
+        .listeners
+        .listen(endpoint)
+        .map_err(|e| BuildError::new(&ctx.id, format!("cannot listen on {endpoint}: {e}")))?;
+    let alpn: &[&[u8]] = match protocol {
+        server::Protocol::Http2Only => &[b"h2"],
+        server::Protocol::Auto => &[b"h2", b"http/1.1"],
+    };
+    let tls = cfg
+        .tls
+        .as_ref()
+        .map(|t| t.server_config(alpn))
+        .transpose()
+        .map_err(|e| BuildError::new(&ctx.id, e))?;
+    tracing::info!(receiver = %ctx.id, endpoint, tls = tls.is_some(), transport = protocol.label(), "otlp listening");
+    Ok(tokio::spawn(server::serve(
+        listener,
+        tls,
+        protocol,
+        handler,
+        stopped.clone(),
+    )))
 }

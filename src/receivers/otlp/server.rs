@@ -38,6 +38,15 @@ pub enum Protocol {
     Auto,
 }
 
+impl Protocol {
+    pub fn label(self) -> &'static str {
+        match self {
+            Protocol::Http2Only => "grpc",
+            Protocol::Auto => "http",
+        }
+    }
+}
+
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// After the listener stops, how long connections get to send a request before the graceful
