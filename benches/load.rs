@@ -20,6 +20,10 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 use prost::Message;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 
+// The same allocator as the spangate binary, so the prost floor is measured like for like.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const SPANS_PER_REQUEST: usize = 100;
 const DISTINCT_REQUESTS: u64 = 64;
 
@@ -101,6 +105,34 @@ service:
     let pid = child.id();
     wait_ready(metrics_port);
 
+    // Latency of one small request at a time: without TCP_NODELAY on accepted connections each
+    // answer waits ~40 ms for a delayed ACK.
+    let latencies = rt.block_on(async {
+        let channel =
+            tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{grpc_port}"))
+                .unwrap()
+                .connect()
+                .await
+                .unwrap();
+        let small = Bytes::from(common::request(999, 1).encode_to_vec());
+        let mut v = Vec::new();
+        for _ in 0..300 {
+            let mut client = tonic::client::Grpc::new(channel.clone());
+            client.ready().await.unwrap();
+            let path = PathAndQuery::from_static(
+                "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+            );
+            let t = Instant::now();
+            client
+                .unary(tonic::Request::new(small.clone()), path, RawCodec)
+                .await
+                .unwrap();
+            v.push(t.elapsed());
+        }
+        v.sort();
+        v
+    });
+    let warm = 300;
     let stop = Arc::new(AtomicBool::new(false));
     let accepted = Arc::new(AtomicU64::new(0));
     let refused = Arc::new(AtomicU64::new(0));
@@ -150,7 +182,7 @@ service:
             let _ = t.await;
         }
     });
-    let sent = accepted.load(Ordering::Relaxed);
+    let sent = accepted.load(Ordering::Relaxed) + warm;
     let deadline = Instant::now() + Duration::from_secs(30);
     while received.load(Ordering::Relaxed) < sent && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
@@ -176,6 +208,11 @@ service:
     println!(
         "load: ratio spangate / prost floor = {:.2}",
         spangate_cpu_per_million / prost_cpu_per_million
+    );
+    println!(
+        "load: one-span gRPC request latency p50 {:?} p99 {:?} (sequential, before the load)",
+        latencies[latencies.len() / 2],
+        latencies[latencies.len() * 99 / 100]
     );
     assert_eq!(got, sent, "every accepted span must reach the sink");
 }

@@ -15,6 +15,9 @@ use prost::Message;
 
 use crate::telemetry::metrics::{Counter, Gauge};
 
+/// Length of the gRPC message header (compression flag and length).
+const GRPC_HEADER: usize = 5;
+
 /// Batches at least this big are encoded/compressed with the runtime's permission to block
 /// (a few ms of CPU), so other tasks on the same worker move elsewhere meanwhile.
 const HEAVY_SPANS: usize = 1024;
@@ -72,7 +75,8 @@ pub struct SpanBatch {
     resource_spans: Vec<ResourceSpans>,
     spans: usize,
     tally: Tally,
-    /// Protobuf encoding, computed once and shared by every exporter of the batch.
+    /// Protobuf encoding behind a 5-byte gRPC frame header, computed once and shared by every
+    /// exporter of the batch (gRPC sends it as is; others take the message after the header).
     encoded: OnceLock<Bytes>,
 }
 
@@ -224,16 +228,24 @@ impl SpanBatch {
     }
 
     /// The OTLP protobuf `ExportTraceServiceRequest` bytes, encoded once.
-    pub fn encoded(&self) -> &Bytes {
+    pub fn encoded(&self) -> Bytes {
+        self.grpc_frame().slice(GRPC_HEADER..)
+    }
+
+    /// The encoding as one uncompressed gRPC message: flag 0, big-endian length, message.
+    pub fn grpc_frame(&self) -> Bytes {
         if let Some(b) = self.encoded.get() {
-            return b;
+            return b.clone();
         }
-        heavy(self.spans, || self.encode_once())
+        heavy(self.spans, || self.encode_once().clone())
     }
 
     fn encode_once(&self) -> &Bytes {
         self.encoded.get_or_init(|| {
-            let mut buf = Vec::with_capacity(self.encoded_len());
+            let len = self.encoded_len();
+            let mut buf = Vec::with_capacity(GRPC_HEADER + len);
+            buf.push(0);
+            buf.extend_from_slice(&(len as u32).to_be_bytes());
             for rs in &self.resource_spans {
                 prost::encoding::message::encode(1, rs, &mut buf);
             }
@@ -337,8 +349,12 @@ mod tests {
     #[test]
     fn encoded_is_a_valid_request() {
         let b = batch(&[&[2], &[1]]);
-        let req = decode_request(b.encoded()).unwrap();
+        let req = decode_request(&b.encoded()).unwrap();
         assert_eq!(count_spans(&req.resource_spans), 3);
         assert_eq!(req, b.to_request());
+        let frame = b.grpc_frame();
+        assert_eq!(frame[0], 0);
+        assert_eq!(&frame[1..5], &(b.encoded().len() as u32).to_be_bytes());
+        assert_eq!(frame.slice(5..), b.encoded());
     }
 }

@@ -111,22 +111,20 @@ pub fn classify(status: &Status) -> ExportError {
 }
 
 impl GrpcExporter {
-    /// The gRPC frame: flag, length, message; gzip done here (off the runtime's way for big
+    /// The gRPC frame: flag, length, message; gzip done here (out of the runtime's way for big
     /// batches) rather than in tonic's encoder, which would compress on a runtime thread.
+    /// Uncompressed, it is the batch's cached encoding as is.
     fn frame(&self, batch: &SpanBatch) -> Bytes {
+        if !self.gzip {
+            return batch.grpc_frame();
+        }
         let message = batch.encoded();
         heavy(batch.len(), || {
-            let compressed;
-            let (flag, payload): (u8, &[u8]) = if self.gzip {
-                compressed = gzip::compress(message);
-                (1, &compressed)
-            } else {
-                (0, message)
-            };
-            let mut framed = BytesMut::with_capacity(payload.len() + 5);
-            framed.put_u8(flag);
-            framed.put_u32(payload.len() as u32);
-            framed.put_slice(payload);
+            let compressed = gzip::compress(&message);
+            let mut framed = BytesMut::with_capacity(compressed.len() + 5);
+            framed.put_u8(1);
+            framed.put_u32(compressed.len() as u32);
+            framed.put_slice(&compressed);
             framed.freeze()
         })
     }

@@ -90,7 +90,7 @@ impl Exporter for HttpExporter {
     fn export<'a>(&'a self, batch: &'a SpanBatch) -> BoxFuture<'a, Result<(), ExportError>> {
         Box::pin(async move {
             let (payload, content_type): (Bytes, &str) = match self.encoding {
-                Encoding::Proto => (batch.encoded().clone(), "application/x-protobuf"),
+                Encoding::Proto => (batch.encoded(), "application/x-protobuf"),
                 Encoding::Json => (
                     Bytes::from(heavy(batch.len(), || {
                         json::encode_request(batch.resource_spans())
