@@ -265,13 +265,6 @@ impl SpanBatch {
             resource_spans: self.resource_spans.clone(),
         }
     }
-
-    /// Takes the spans out (the caller takes over accounting of what it does with them).
-    pub fn into_request(mut self) -> ExportTraceServiceRequest {
-        ExportTraceServiceRequest {
-            resource_spans: std::mem::take(&mut self.resource_spans),
-        }
-    }
 }
 
 /// Decodes an OTLP protobuf request (for tests and tools; receivers decode in place).
