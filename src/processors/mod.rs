@@ -1,9 +1,12 @@
 //! Processors: inline transforms and staged (own task) stages.
 
 pub mod batch;
+pub mod hash;
+pub mod probabilistic_sampler;
 
 use crate::component::registry::Registry;
 
 pub fn register(r: &mut Registry) {
     r.add_processor("batch", batch::parse);
+    r.add_processor("probabilistic_sampler", probabilistic_sampler::parse);
 }
