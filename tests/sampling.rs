@@ -91,3 +91,204 @@ service:
         0.0
     );
 }
+
+fn tail_config(http: u16, wait: &str) -> String {
+    format!(
+        "
+receivers:
+  otlp:
+    protocols: {{ http: {{ endpoint: 127.0.0.1:{http} }} }}
+processors:
+  tail_sampling:
+    decision_wait: {wait}
+    policies:
+      - {{ name: errors, type: status_code, status_code: {{ status_codes: [ERROR] }} }}
+      - {{ name: slow, type: latency, latency: {{ threshold_ms: 500 }} }}
+  batch: {{ timeout: 20ms }}
+exporters:
+  file: {{ path: ./kept.jsonl }}
+service:
+  shutdown_timeout: 10s
+  pipelines:
+    traces: {{ receivers: [otlp], processors: [tail_sampling, batch], exporters: [file] }}
+"
+    )
+}
+
+/// 300 traces of 3 spans sent in three requests (one span of each trace per request): every
+/// 10th has an error on its last span, every 7th lasts 600 ms.
+fn send_traces(http: u16) -> (usize, usize) {
+    let mut kept = 0;
+    for part in 0..3u8 {
+        let mut spans = Vec::new();
+        for i in 0..300u64 {
+            let error = i % 10 == 0 && part == 2;
+            let slow = i % 7 == 0;
+            spans.push(Span {
+                trace_id: trace_id(i),
+                span_id: vec![part + 1; 8],
+                parent_span_id: if part == 0 { vec![] } else { vec![1; 8] },
+                name: format!("t{i}"),
+                start_time_unix_nano: 1_000_000_000,
+                end_time_unix_nano: 1_000_000_000
+                    + if slow && part == 1 {
+                        600_000_000
+                    } else {
+                        10_000_000
+                    },
+                status: error.then(|| opentelemetry_proto::tonic::trace::v1::Status {
+                    code: 2,
+                    message: String::new(),
+                }),
+                ..Default::default()
+            });
+            if part == 0 && (i % 10 == 0 || i % 7 == 0) {
+                kept += 1;
+            }
+        }
+        let (s, _, _) = http_post(
+            http,
+            "/v1/traces",
+            &[("content-type", "application/x-protobuf")],
+            &encode_spans(spans),
+        );
+        assert_eq!(s, 200);
+    }
+    (kept, 300 - kept)
+}
+
+fn kept_trace_spans(sg: &Spangate) -> std::collections::HashMap<Vec<u8>, usize> {
+    let mut per_trace = std::collections::HashMap::new();
+    for line in std::fs::read_to_string(sg.path("kept.jsonl"))
+        .unwrap_or_default()
+        .lines()
+    {
+        let req = spangate::data::json::decode_request(line.as_bytes()).unwrap();
+        for s in req
+            .resource_spans
+            .iter()
+            .flat_map(|r| &r.scope_spans)
+            .flat_map(|s| &s.spans)
+        {
+            *per_trace.entry(s.trace_id.clone()).or_insert(0) += 1;
+        }
+    }
+    per_trace
+}
+
+#[test]
+fn tail_sampling_keeps_whole_matching_traces_and_counts_the_rest() {
+    let http = free_port();
+    let sg = Spangate::start(&tail_config(http, "400ms"));
+    let (kept, dropped) = send_traces(http);
+    sg.wait_metric(
+        "spangate_exporter_sent_spans_total",
+        &[("exporter", "file")],
+        (kept * 3) as f64,
+        15,
+    );
+    sg.wait_metric(
+        "spangate_processor_dropped_spans_total",
+        &[("processor", "tail_sampling"), ("reason", "sampled_out")],
+        (dropped * 3) as f64,
+        10,
+    );
+    let per_trace = kept_trace_spans(&sg);
+    assert_eq!(per_trace.len(), kept);
+    assert!(
+        per_trace.values().all(|n| *n == 3),
+        "kept traces leave whole"
+    );
+    for i in 0..300u64 {
+        assert_eq!(
+            per_trace.contains_key(&trace_id(i)),
+            i % 10 == 0 || i % 7 == 0,
+            "trace {i}"
+        );
+    }
+    let text = sg.scrape();
+    assert_eq!(
+        metric_sum(
+            &text,
+            "spangate_tail_sampling_traces_total",
+            &[("decision", "kept")]
+        ),
+        kept as f64
+    );
+    assert_eq!(
+        metric_sum(
+            &text,
+            "spangate_tail_sampling_policy_decisions_total",
+            &[("policy", "errors"), ("decision", "sampled")]
+        ),
+        30.0
+    );
+    assert_eq!(
+        metric_sum(&text, "spangate_tail_sampling_traces_buffered", &[]),
+        0.0
+    );
+    sg.wait_metric(
+        "spangate_pipeline_inflight_spans",
+        &[("pipeline", "traces")],
+        0.0,
+        5,
+    );
+    // A late span of a kept trace is forwarded; of a dropped one, counted.
+    let late = vec![
+        Span {
+            trace_id: trace_id(0),
+            span_id: vec![9; 8],
+            name: "late".into(),
+            ..Default::default()
+        },
+        Span {
+            trace_id: trace_id(1),
+            span_id: vec![9; 8],
+            name: "late".into(),
+            ..Default::default()
+        },
+    ];
+    assert_eq!(
+        http_post(
+            http,
+            "/v1/traces",
+            &[("content-type", "application/x-protobuf")],
+            &encode_spans(late)
+        )
+        .0,
+        200
+    );
+    sg.wait_metric(
+        "spangate_exporter_sent_spans_total",
+        &[("exporter", "file")],
+        (kept * 3 + 1) as f64,
+        10,
+    );
+    sg.wait_metric(
+        "spangate_tail_sampling_late_spans_total",
+        &[("decision", "not_sampled")],
+        1.0,
+        5,
+    );
+}
+
+#[test]
+fn tail_sampling_decides_and_flushes_waiting_traces_on_sigterm() {
+    let http = free_port();
+    let mut sg = Spangate::start(&tail_config(http, "30s"));
+    let (kept, _) = send_traces(http);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert_eq!(
+        sg.metric("spangate_tail_sampling_traces_buffered", &[]),
+        300.0
+    );
+    sg.signal("TERM");
+    assert!(sg.wait_exit(20).success());
+    let per_trace = kept_trace_spans(&sg);
+    assert_eq!(
+        per_trace.len(),
+        kept,
+        "waiting traces are decided at shutdown, not dropped"
+    );
+    assert!(per_trace.values().all(|n| *n == 3));
+}

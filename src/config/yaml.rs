@@ -118,6 +118,18 @@ fn scalar(text: String, style: TScalarStyle) -> Value {
         },
         Yaml::Boolean(b) => Value::Bool(b),
         Yaml::Null => Value::Null,
+        // `100_000`: Go's yaml (and so contrib configs) read digit groups as integers.
+        _ if text.contains('_')
+            && text
+                .trim_start_matches('-')
+                .chars()
+                .all(|c| c.is_ascii_digit() || c == '_') =>
+        {
+            match text.replace('_', "").parse::<i64>() {
+                Ok(i) => Value::Number(i.into()),
+                Err(_) => Value::String(text),
+            }
+        }
         _ => Value::String(text),
     }
 }
@@ -283,6 +295,9 @@ mod tests {
         assert_eq!(v["a"]["d"][1], Value::from(2.5));
         assert_eq!(v["a"]["d"][2], Value::from(true));
         assert_eq!(v["a"]["e"][0]["n"], Value::Null);
+        let (v, _) = parse("n: 100_000\ns: a_b\n", 0).unwrap();
+        assert_eq!(v["n"], Value::from(100_000));
+        assert_eq!(v["s"], Value::from("a_b"));
         assert_eq!(lines.find("a.b").unwrap().line, 2);
         assert_eq!(lines.find("a.e[0].name").unwrap().line, 6);
         assert_eq!(lines.find("a.e[0].n.deeper").unwrap().line, 7);

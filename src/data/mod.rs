@@ -146,6 +146,20 @@ impl SpanBatch {
         self.tally.spans = self.spans as u64;
     }
 
+    /// Hands the in-flight accounting of these spans to the caller: a stage that keeps them in
+    /// another form (tail sampling) and later re-creates batches with [`SpanBatch::adopt`].
+    pub fn release_accounting(&mut self) -> Option<Gauge> {
+        self.tally.spans = 0;
+        self.tally.on_loss = None;
+        self.tally.inflight.take()
+    }
+
+    /// Takes over spans already counted in flight (see [`SpanBatch::release_accounting`]).
+    pub fn adopt(&mut self, inflight: Option<Gauge>) {
+        self.tally.inflight = inflight;
+        self.tally.spans = self.spans as u64;
+    }
+
     /// Names the counter that counts these spans if they are dropped unsent (stage loss).
     pub fn set_holder(&mut self, on_loss: Option<Counter>) {
         self.tally.on_loss = on_loss;

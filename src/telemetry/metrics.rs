@@ -234,6 +234,63 @@ impl Metrics {
         )
     }
 
+    pub fn tail_sampling_policy_decisions(
+        &self,
+        processor: &str,
+        policy: &str,
+        decision: &str,
+    ) -> Counter {
+        self.counter(
+            "spangate_tail_sampling_policy_decisions_total",
+            "Traces evaluated by a tail sampling policy, by that policy's decision.",
+            &[
+                ("processor", processor),
+                ("policy", policy),
+                ("decision", decision),
+            ],
+        )
+    }
+
+    pub fn tail_sampling_traces(&self, processor: &str, decision: &str) -> Counter {
+        self.counter(
+            "spangate_tail_sampling_traces_total",
+            "Traces a tail sampler decided, by final decision (kept or dropped).",
+            &[("processor", processor), ("decision", decision)],
+        )
+    }
+
+    pub fn tail_sampling_late_spans(&self, processor: &str, decision: &str) -> Counter {
+        self.counter(
+            "spangate_tail_sampling_late_spans_total",
+            "Spans that arrived after their trace was decided, by the cached decision they followed.",
+            &[("processor", processor), ("decision", decision)],
+        )
+    }
+
+    pub fn tail_sampling_early_decisions(&self, processor: &str, reason: &str) -> Counter {
+        self.counter(
+            "spangate_tail_sampling_early_decisions_total",
+            "Traces decided before their wait ended to bound memory (num_traces, max_buffered_bytes, maximum_trace_size_bytes).",
+            &[("processor", processor), ("reason", reason)],
+        )
+    }
+
+    pub fn tail_sampling_traces_buffered(&self, processor: &str) -> Gauge {
+        self.gauge(
+            "spangate_tail_sampling_traces_buffered",
+            "Traces waiting for a tail sampling decision.",
+            &[("processor", processor)],
+        )
+    }
+
+    pub fn tail_sampling_bytes_buffered(&self, processor: &str) -> Gauge {
+        self.gauge(
+            "spangate_tail_sampling_bytes_buffered",
+            "Bytes held by spans waiting for a tail sampling decision.",
+            &[("processor", processor)],
+        )
+    }
+
     pub fn build_info(&self) -> Gauge {
         self.gauge(
             "spangate_build_info",

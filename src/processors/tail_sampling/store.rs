@@ -1,0 +1,511 @@
+//! The buffer of undecided traces: sharded by trace id (one `std` mutex per shard, never held
+//! across an await), each span kept as its encoded bytes next to a shared resource/scope header,
+//! plus the few facts policies read. Deciding needs no span data; only kept traces are decoded.
+
+use std::collections::{HashMap, VecDeque};
+use std::ops::Range;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use prost::Message;
+
+use super::cache::{NotSampledFilter, SampledCache, TraceId};
+use super::policy::{Policies, TraceFacts};
+use super::TsMetrics;
+use crate::telemetry::metrics::Gauge;
+
+/// Where a group of spans came from; shared by every span of one incoming `ScopeSpans`.
+pub struct Header {
+    resource: Option<Resource>,
+    resource_schema: String,
+    scope: Option<InstrumentationScope>,
+    scope_schema: String,
+}
+
+struct Group {
+    header: Arc<Header>,
+    /// End offset in `Trace::buf` of this group's spans.
+    end: usize,
+}
+
+pub struct Trace {
+    pub facts: TraceFacts,
+    deadline: Instant,
+    /// Arrival number: due traces are decided in arrival order across shards, as contrib does,
+    /// which matters for stateful policies (rate and bytes limiting).
+    seq: u64,
+    /// Length-delimited encoded spans, back to back.
+    buf: Vec<u8>,
+    groups: Vec<Group>,
+}
+
+impl Trace {
+    fn new(id: TraceId, deadline: Instant, seq: u64) -> Self {
+        Trace {
+            facts: TraceFacts {
+                trace_id: id.to_be_bytes(),
+                min_start: u64::MAX,
+                ..Default::default()
+            },
+            deadline,
+            seq,
+            buf: Vec::new(),
+            groups: Vec::new(),
+        }
+    }
+
+    fn append(&mut self, header: &Arc<Header>, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+        match self.groups.last_mut() {
+            Some(g) if Arc::ptr_eq(&g.header, header) => g.end = self.buf.len(),
+            _ => self.groups.push(Group {
+                header: header.clone(),
+                end: self.buf.len(),
+            }),
+        }
+    }
+
+    /// Heap bytes this trace holds (its share of headers excluded: they are shared).
+    fn heap_bytes(&self) -> usize {
+        self.buf.capacity() + self.groups.capacity() * std::mem::size_of::<Group>()
+    }
+}
+
+/// Decoded spans of kept traces, merged by header.
+pub fn assemble(traces: Vec<Trace>) -> Vec<ResourceSpans> {
+    let mut out: Vec<ResourceSpans> = Vec::new();
+    let mut index: HashMap<*const Header, usize> = HashMap::new();
+    for t in traces {
+        let mut start = 0;
+        for g in &t.groups {
+            let mut slice = &t.buf[start..g.end];
+            start = g.end;
+            let slot = *index.entry(Arc::as_ptr(&g.header)).or_insert_with(|| {
+                out.push(ResourceSpans {
+                    resource: g.header.resource.clone(),
+                    scope_spans: vec![ScopeSpans {
+                        scope: g.header.scope.clone(),
+                        spans: Vec::new(),
+                        schema_url: g.header.scope_schema.clone(),
+                    }],
+                    schema_url: g.header.resource_schema.clone(),
+                });
+                out.len() - 1
+            });
+            let spans = &mut out[slot].scope_spans[0].spans;
+            // We encoded these bytes ourselves; a decode error cannot happen.
+            while let Ok(span) = Span::decode_length_delimited(&mut slice) {
+                spans.push(span);
+                if slice.is_empty() {
+                    break;
+                }
+            }
+        }
+    }
+    out
+}
+
+struct Shard {
+    traces: HashMap<TraceId, Trace>,
+    /// Arrival order = decision order (`decision_wait` is the same for all).
+    order: VecDeque<(Instant, TraceId)>,
+    /// Earlier deadlines set by a root span (`decision_wait_after_root_received`).
+    root_order: VecDeque<(Instant, TraceId)>,
+    sampled: SampledCache,
+    not_sampled: NotSampledFilter,
+}
+
+pub struct Limits {
+    pub wait: Duration,
+    pub after_root: Option<Duration>,
+    pub num_traces: usize,
+    pub max_bytes: u64,
+    pub max_trace_bytes: u64,
+    pub block_on_overflow: bool,
+}
+
+/// What an insertion or a decision round releases downstream.
+#[derive(Default)]
+pub struct Released {
+    pub kept: Vec<Trace>,
+}
+
+struct Pending {
+    id: TraceId,
+    header: Arc<Header>,
+    range: Range<usize>,
+    bits: u64,
+    start: u64,
+    end: u64,
+    root: bool,
+}
+
+pub struct Store {
+    shards: Box<[Mutex<Shard>]>,
+    policies: Policies,
+    limits: Limits,
+    traces: AtomicUsize,
+    bytes: AtomicU64,
+    spans: AtomicU64,
+    arrivals: AtomicU64,
+    /// The pipeline's in-flight gauge: buffered spans stay in flight until sent or dropped.
+    inflight: OnceLock<Gauge>,
+    metrics: TsMetrics,
+}
+
+fn trace_key(id: &[u8]) -> TraceId {
+    let mut b = [0u8; 16];
+    let n = id.len().min(16);
+    b[16 - n..].copy_from_slice(&id[id.len() - n..]);
+    TraceId::from_be_bytes(b)
+}
+
+#[derive(Clone, Copy)]
+enum Early {
+    NumTraces,
+    MaxBytes,
+}
+
+impl Store {
+    pub fn new(
+        policies: Policies,
+        limits: Limits,
+        shards: usize,
+        sampled_cache: usize,
+        non_sampled_cache: usize,
+        expected: usize,
+        metrics: TsMetrics,
+    ) -> Self {
+        let shards = shards.max(1);
+        let shards = (0..shards)
+            .map(|_| {
+                Mutex::new(Shard {
+                    traces: HashMap::with_capacity(expected / shards),
+                    order: VecDeque::new(),
+                    root_order: VecDeque::new(),
+                    sampled: SampledCache::new(sampled_cache.div_ceil(shards)),
+                    not_sampled: NotSampledFilter::new(non_sampled_cache.div_ceil(shards)),
+                })
+            })
+            .collect();
+        Store {
+            shards,
+            policies,
+            limits,
+            traces: AtomicUsize::new(0),
+            bytes: AtomicU64::new(0),
+            spans: AtomicU64::new(0),
+            arrivals: AtomicU64::new(0),
+            inflight: OnceLock::new(),
+            metrics,
+        }
+    }
+
+    pub fn adopt_gauge(&self, g: Option<Gauge>) {
+        if let Some(g) = g {
+            let _ = self.inflight.set(g);
+        }
+    }
+
+    pub fn inflight(&self) -> Option<Gauge> {
+        self.inflight.get().cloned()
+    }
+
+    pub fn traces(&self) -> usize {
+        self.traces.load(Ordering::Relaxed)
+    }
+
+    pub fn buffered_bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
+    pub fn full(&self) -> bool {
+        self.traces() >= self.limits.num_traces
+    }
+
+    fn shard_of(&self, id: TraceId) -> usize {
+        // Trace ids are random; mixing still spreads test ids and sequential generators.
+        let x = (id as u64) ^ ((id >> 64) as u64).rotate_left(29);
+        (x.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) as usize % self.shards.len()
+    }
+
+    fn lock(&self, i: usize) -> MutexGuard<'_, Shard> {
+        self.shards[i].lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn sub_inflight(&self, n: u64) {
+        if let Some(g) = self.inflight.get() {
+            g.sub(n as i64);
+        }
+    }
+
+    /// Buffers the spans of `resource_spans`. Returns what must go downstream now: spans of
+    /// traces already kept, and traces decided early to make room.
+    pub fn insert(&self, resource_spans: Vec<ResourceSpans>, now: Instant) -> Released {
+        let mut scratch = Vec::new();
+        let mut pending: Vec<Vec<Pending>> = (0..self.shards.len()).map(|_| Vec::new()).collect();
+        for mut rs in resource_spans {
+            let resource = rs.resource.take();
+            let res_bits = self
+                .policies
+                .resource_bits(resource.as_ref().map_or(&[][..], |r| &r.attributes));
+            for mut ss in std::mem::take(&mut rs.scope_spans) {
+                let header = Arc::new(Header {
+                    resource: resource.clone(),
+                    resource_schema: rs.schema_url.clone(),
+                    scope: ss.scope.take(),
+                    scope_schema: std::mem::take(&mut ss.schema_url),
+                });
+                for span in ss.spans {
+                    let id = trace_key(&span.trace_id);
+                    let start = scratch.len();
+                    // Encoding into a Vec cannot fail.
+                    let _ = span.encode_length_delimited(&mut scratch);
+                    pending[self.shard_of(id)].push(Pending {
+                        id,
+                        header: header.clone(),
+                        range: start..scratch.len(),
+                        bits: res_bits | self.policies.span_bits(&span),
+                        start: span.start_time_unix_nano,
+                        end: span.end_time_unix_nano,
+                        root: span.parent_span_id.is_empty(),
+                    });
+                }
+            }
+        }
+        let mut out = Released::default();
+        for (i, items) in pending.into_iter().enumerate() {
+            if items.is_empty() {
+                continue;
+            }
+            let mut shard = self.lock(i);
+            for p in items {
+                self.place(&mut shard, p, &scratch, now, &mut out);
+            }
+            let max = self.limits.max_bytes;
+            while max > 0 && self.bytes.load(Ordering::Relaxed) > max {
+                if !self.evict_oldest(&mut shard, now, &mut out, Early::MaxBytes) {
+                    break;
+                }
+            }
+        }
+        self.update_gauges();
+        out
+    }
+
+    fn place(
+        &self,
+        shard: &mut Shard,
+        p: Pending,
+        scratch: &[u8],
+        now: Instant,
+        out: &mut Released,
+    ) {
+        let bytes = &scratch[p.range.clone()];
+        if !shard.traces.contains_key(&p.id) {
+            if shard.sampled.contains(p.id) {
+                self.metrics.late_sampled.inc_by(1);
+                let mut t = Trace::new(p.id, now, 0);
+                t.append(&p.header, bytes);
+                t.facts.spans = 1;
+                out.kept.push(t);
+                return;
+            }
+            if shard.not_sampled.contains(p.id) {
+                self.metrics.late_not_sampled.inc_by(1);
+                self.metrics.sampled_out.inc_by(1);
+                self.sub_inflight(1);
+                return;
+            }
+            if self.full() && !self.limits.block_on_overflow {
+                self.evict_oldest(shard, now, out, Early::NumTraces);
+            }
+            let deadline = now + self.limits.wait;
+            let seq = self.arrivals.fetch_add(1, Ordering::Relaxed);
+            shard.traces.insert(p.id, Trace::new(p.id, deadline, seq));
+            shard.order.push_back((deadline, p.id));
+            self.traces.fetch_add(1, Ordering::Relaxed);
+        }
+        let Some(trace) = shard.traces.get_mut(&p.id) else {
+            return;
+        };
+        let before = trace.heap_bytes();
+        trace.append(&p.header, bytes);
+        let f = &mut trace.facts;
+        f.spans += 1;
+        f.bytes += bytes.len() as u64;
+        f.matched |= p.bits;
+        f.min_start = f.min_start.min(p.start);
+        f.max_end = f.max_end.max(p.end);
+        let grown = trace.heap_bytes().saturating_sub(before) as u64;
+        self.bytes.fetch_add(grown, Ordering::Relaxed);
+        self.spans.fetch_add(1, Ordering::Relaxed);
+        if p.root {
+            if let Some(after) = self.limits.after_root {
+                let d = now + after;
+                if d < trace.deadline {
+                    trace.deadline = d;
+                    shard.root_order.push_back((d, p.id));
+                }
+            }
+        }
+        let limit = self.limits.max_trace_bytes;
+        if limit > 0 && trace.facts.bytes > limit {
+            // contrib drops traces over maximum_trace_size_bytes; later spans follow.
+            if let Some(t) = self.take(shard, p.id) {
+                shard.not_sampled.insert(p.id);
+                self.metrics.too_large.inc_by(t.facts.spans);
+                self.metrics.early_too_large.inc_by(1);
+                self.sub_inflight(t.facts.spans);
+            }
+        }
+    }
+
+    /// Removes a trace from the books.
+    fn take(&self, shard: &mut Shard, id: TraceId) -> Option<Trace> {
+        let t = shard.traces.remove(&id)?;
+        self.traces.fetch_sub(1, Ordering::Relaxed);
+        self.bytes
+            .fetch_sub(t.heap_bytes() as u64, Ordering::Relaxed);
+        self.spans.fetch_sub(t.facts.spans, Ordering::Relaxed);
+        Some(t)
+    }
+
+    /// Decides this shard's oldest trace now. False when the shard has none.
+    fn evict_oldest(
+        &self,
+        shard: &mut Shard,
+        now: Instant,
+        out: &mut Released,
+        why: Early,
+    ) -> bool {
+        while let Some((_, id)) = shard.order.pop_front() {
+            if let Some(t) = self.take(shard, id) {
+                match why {
+                    Early::NumTraces => self.metrics.early_num_traces.inc_by(1),
+                    Early::MaxBytes => self.metrics.early_max_bytes.inc_by(1),
+                }
+                self.decide(shard, t, now, out);
+                return true;
+            }
+        }
+        false
+    }
+
+    fn decide(&self, shard: &mut Shard, t: Trace, now: Instant, out: &mut Released) {
+        let keep = self.judge(&t, now);
+        self.settle(shard, t, keep, out);
+    }
+
+    /// Runs the policies (and counts their decisions).
+    fn judge(&self, t: &Trace, now: Instant) -> bool {
+        let (keep, seen) = self.policies.decide(&t.facts, now);
+        for (i, d) in seen {
+            self.metrics.policy_decision(i, d);
+        }
+        keep
+    }
+
+    /// Records a decision in the caches and the books; kept traces go to `out`.
+    fn settle(&self, shard: &mut Shard, t: Trace, keep: bool, out: &mut Released) {
+        let id = TraceId::from_be_bytes(t.facts.trace_id);
+        if keep {
+            shard.sampled.insert(id);
+            self.metrics.traces_kept.inc_by(1);
+            out.kept.push(t);
+        } else {
+            shard.not_sampled.insert(id);
+            self.metrics.traces_dropped.inc_by(1);
+            self.metrics.sampled_out.inc_by(t.facts.spans);
+            self.sub_inflight(t.facts.spans);
+        }
+    }
+
+    /// Decides every trace whose wait is over, in arrival order.
+    pub fn decide_due(&self, now: Instant) -> Released {
+        let mut due: Vec<(usize, Trace)> = Vec::new();
+        for i in 0..self.shards.len() {
+            let mut shard = self.lock(i);
+            for root in [false, true] {
+                loop {
+                    let queue = if root {
+                        &mut shard.root_order
+                    } else {
+                        &mut shard.order
+                    };
+                    match queue.front() {
+                        Some((d, _)) if *d <= now => {}
+                        _ => break,
+                    }
+                    let Some((_, id)) = queue.pop_front() else {
+                        break;
+                    };
+                    // A trace decided earlier, or a newer trace reusing the id, is skipped.
+                    let ready = shard.traces.get(&id).is_some_and(|t| t.deadline <= now);
+                    if ready {
+                        if let Some(t) = self.take(&mut shard, id) {
+                            due.push((i, t));
+                        }
+                    }
+                }
+            }
+        }
+        due.sort_unstable_by_key(|(_, t)| t.seq);
+        let mut out = Released::default();
+        for (i, t) in due {
+            let keep = self.judge(&t, now);
+            self.settle(&mut self.lock(i), t, keep, &mut out);
+        }
+        self.update_gauges();
+        out
+    }
+
+    /// Shutdown: decide everything still waiting (or drop it, counted, when configured to).
+    pub fn decide_all(&self, now: Instant, drop: bool) -> Released {
+        let mut out = Released::default();
+        for i in 0..self.shards.len() {
+            let mut shard = self.lock(i);
+            let ids: Vec<TraceId> = shard.order.drain(..).map(|(_, id)| id).collect();
+            shard.root_order.clear();
+            for id in ids {
+                let Some(t) = self.take(&mut shard, id) else {
+                    continue;
+                };
+                if drop {
+                    self.metrics.shutdown_dropped.inc_by(t.facts.spans);
+                    self.sub_inflight(t.facts.spans);
+                } else {
+                    self.decide(&mut shard, t, now, &mut out);
+                }
+            }
+        }
+        self.update_gauges();
+        out
+    }
+
+    fn update_gauges(&self) {
+        self.metrics.traces_buffered.set(self.traces() as i64);
+        self.metrics
+            .bytes_buffered
+            .set(self.buffered_bytes() as i64);
+    }
+}
+
+impl Drop for Store {
+    // Reached with spans only when the processor task was aborted at the shutdown deadline.
+    fn drop(&mut self) {
+        let spans = self.spans.load(Ordering::Relaxed);
+        if spans > 0 {
+            self.metrics.shutdown_dropped.inc_by(spans);
+            self.sub_inflight(spans);
+            tracing::warn!(
+                spans,
+                "tail sampling: spans still waiting at the shutdown deadline, counted as dropped"
+            );
+        }
+    }
+}
