@@ -10,7 +10,7 @@ use tokio::task::JoinHandle;
 
 use crate::component::registry::Registry;
 use crate::config::{self, Config};
-use crate::pipeline::{self, Running};
+use crate::pipeline::{self, Running, StateRegistry};
 use crate::receivers::listeners::ListenerPool;
 use crate::telemetry::server::TelemetryServer;
 use crate::telemetry::{logging, Telemetry};
@@ -61,8 +61,9 @@ pub async fn run(paths: Vec<PathBuf>) -> anyhow::Result<()> {
 
     let telemetry = Arc::new(Telemetry::new());
     let listeners = Arc::new(ListenerPool::default());
+    let state = Arc::new(StateRegistry::default());
     let metrics = start_metrics(&config, &telemetry).await?;
-    let running = pipeline::start(&config, &telemetry, &listeners)
+    let running = pipeline::start(&config, &telemetry, &listeners, &state)
         .await
         .context("starting pipelines")?;
     telemetry.set_ready(true);
@@ -88,7 +89,7 @@ pub async fn run(paths: Vec<PathBuf>) -> anyhow::Result<()> {
             _ = int.recv() => { tracing::info!("SIGINT received, draining"); break; }
             _ = hup.recv() => {
                 tracing::info!("SIGHUP received, reloading configuration");
-                active = match reload(active, &paths, &registry, &telemetry, &listeners).await {
+                active = match reload(active, &paths, &registry, &telemetry, &listeners, &state).await {
                     (a, Some(old)) => { draining.push(old); a }
                     (a, None) => a,
                 };
@@ -130,6 +131,7 @@ async fn reload(
     registry: &Registry,
     telemetry: &Arc<Telemetry>,
     listeners: &Arc<ListenerPool>,
+    state: &Arc<StateRegistry>,
 ) -> (Active, Option<JoinHandle<()>>) {
     let config = match config::load(paths, registry) {
         Ok(c) => c,
@@ -140,7 +142,7 @@ async fn reload(
     };
     // The new graph starts beside the old one (receivers share the kept sockets), so no
     // connection is refused and no accepted span is lost during the swap.
-    let running = match pipeline::start(&config, telemetry, listeners).await {
+    let running = match pipeline::start(&config, telemetry, listeners, state).await {
         Ok(r) => r,
         Err(e) => {
             tracing::error!(error = %e, "reload failed, keeping the running configuration");

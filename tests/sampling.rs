@@ -115,45 +115,11 @@ service:
     )
 }
 
-/// 300 traces of 3 spans sent in three requests (one span of each trace per request): every
-/// 10th has an error on its last span, every 7th lasts 600 ms.
+/// 300 traces of 3 spans (see `send_traces_offset`); returns how many traces the policies keep
+/// (every 10th has an error, every 7th lasts 600 ms) and drop.
 fn send_traces(http: u16) -> (usize, usize) {
-    let mut kept = 0;
-    for part in 0..3u8 {
-        let mut spans = Vec::new();
-        for i in 0..300u64 {
-            let error = i % 10 == 0 && part == 2;
-            let slow = i % 7 == 0;
-            spans.push(Span {
-                trace_id: trace_id(i),
-                span_id: vec![part + 1; 8],
-                parent_span_id: if part == 0 { vec![] } else { vec![1; 8] },
-                name: format!("t{i}"),
-                start_time_unix_nano: 1_000_000_000,
-                end_time_unix_nano: 1_000_000_000
-                    + if slow && part == 1 {
-                        600_000_000
-                    } else {
-                        10_000_000
-                    },
-                status: error.then(|| opentelemetry_proto::tonic::trace::v1::Status {
-                    code: 2,
-                    message: String::new(),
-                }),
-                ..Default::default()
-            });
-            if part == 0 && (i % 10 == 0 || i % 7 == 0) {
-                kept += 1;
-            }
-        }
-        let (s, _, _) = http_post(
-            http,
-            "/v1/traces",
-            &[("content-type", "application/x-protobuf")],
-            &encode_spans(spans),
-        );
-        assert_eq!(s, 200);
-    }
+    send_traces_offset(http, 0);
+    let kept = (0..300u64).filter(|i| i % 10 == 0 || i % 7 == 0).count();
     (kept, 300 - kept)
 }
 
@@ -291,4 +257,88 @@ fn tail_sampling_decides_and_flushes_waiting_traces_on_sigterm() {
         "waiting traces are decided at shutdown, not dropped"
     );
     assert!(per_trace.values().all(|n| *n == 3));
+}
+
+#[test]
+fn tail_sampling_reload_keeps_or_decides_waiting_traces() {
+    let http = free_port();
+    let sg = Spangate::start(&tail_config(http, "4s"));
+    let (kept, _) = send_traces(http);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // Same config: the waiting traces survive the reload undecided.
+    sg.signal("HUP");
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    assert!(
+        sg.logs()
+            .contains("keeps its waiting traces across the reload"),
+        "{}",
+        sg.logs()
+    );
+    assert_eq!(
+        sg.metric("spangate_tail_sampling_traces_buffered", &[]),
+        300.0
+    );
+    assert_eq!(kept_trace_spans(&sg).len(), 0);
+    // ...and are decided once, when their wait ends.
+    sg.wait_metric(
+        "spangate_exporter_sent_spans_total",
+        &[("exporter", "file")],
+        (kept * 3) as f64,
+        15,
+    );
+    assert_eq!(kept_trace_spans(&sg).len(), kept);
+
+    // Changed config: the old sampler decides what waits, at the reload, instead of dropping it.
+    send_traces_offset(http, 1000);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    sg.rewrite_config(&tail_config(http, "5s"));
+    sg.signal("HUP");
+    sg.wait_metric(
+        "spangate_exporter_sent_spans_total",
+        &[("exporter", "file")],
+        (kept * 6) as f64,
+        10,
+    );
+    assert_eq!(kept_trace_spans(&sg).len(), kept * 2);
+    assert_eq!(
+        sg.metric("spangate_tail_sampling_traces_buffered", &[]),
+        0.0
+    );
+}
+
+/// 300 traces of 3 spans with ids shifted by `offset`: every 10th has an error on its last
+/// span, every 7th lasts 600 ms.
+fn send_traces_offset(http: u16, offset: u64) {
+    // One request per span position, so each trace is assembled across three requests.
+    for part in 0..3u8 {
+        let spans = (0..300u64)
+            .map(|i| Span {
+                trace_id: trace_id(i + offset),
+                span_id: vec![part + 1; 8],
+                parent_span_id: if part == 0 { vec![] } else { vec![1; 8] },
+                name: format!("t{i}"),
+                start_time_unix_nano: 1_000_000_000,
+                end_time_unix_nano: 1_000_000_000
+                    + if i % 7 == 0 && part == 1 {
+                        600_000_000
+                    } else {
+                        10_000_000
+                    },
+                status: (i % 10 == 0 && part == 2).then(|| {
+                    opentelemetry_proto::tonic::trace::v1::Status {
+                        code: 2,
+                        message: String::new(),
+                    }
+                }),
+                ..Default::default()
+            })
+            .collect();
+        let (s, _, _) = http_post(
+            http,
+            "/v1/traces",
+            &[("content-type", "application/x-protobuf")],
+            &encode_spans(spans),
+        );
+        assert_eq!(s, 200);
+    }
 }

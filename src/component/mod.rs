@@ -100,6 +100,8 @@ pub struct ProcessorContext {
     pub id: ComponentId,
     pub pipeline: ComponentId,
     pub telemetry: Arc<Telemetry>,
+    /// State kept across reloads for processors whose config did not change.
+    pub state: Arc<crate::pipeline::StateRegistry>,
 }
 
 pub trait ProcessorConfig: Send + Sync + fmt::Debug {

@@ -6,6 +6,7 @@
 
 pub mod segment;
 pub mod shutdown;
+pub mod state;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -20,6 +21,7 @@ use crate::config::{ComponentId, Config};
 use crate::receivers::listeners::ListenerPool;
 use crate::telemetry::Telemetry;
 pub use segment::{Fanout, Head, Hop, Inline, Refusal, Segment};
+pub use state::StateRegistry;
 
 /// A started graph. Dropping it does not stop it; call [`Running::shutdown`].
 pub struct Running {
@@ -36,13 +38,14 @@ pub async fn start(
     config: &Config,
     telemetry: &Arc<Telemetry>,
     listeners: &Arc<ListenerPool>,
+    state: &Arc<StateRegistry>,
 ) -> Result<Running, BuildError> {
     let mut running = Running {
         receivers: Vec::new(),
         stages: Vec::new(),
         exporters: Vec::new(),
     };
-    match build(config, telemetry, listeners, &mut running).await {
+    match build(config, telemetry, listeners, state, &mut running).await {
         Ok(()) => Ok(running),
         Err(e) => {
             // Nothing was accepted yet; take down what started.
@@ -56,6 +59,7 @@ async fn build(
     config: &Config,
     telemetry: &Arc<Telemetry>,
     listeners: &Arc<ListenerPool>,
+    state: &Arc<StateRegistry>,
     running: &mut Running,
 ) -> Result<(), BuildError> {
     let mut exporters = BTreeMap::new();
@@ -94,6 +98,7 @@ async fn build(
                 id: id.clone(),
                 pipeline: spec.id.clone(),
                 telemetry: telemetry.clone(),
+                state: state.clone(),
             };
             let label = id.to_string();
             match config.processors[id].build(&ctx)? {

@@ -96,12 +96,36 @@ impl TsMetrics {
 
 impl ProcessorConfig for TailSamplingConfig {
     fn build(&self, ctx: &ProcessorContext) -> Result<Processor, BuildError> {
-        let policies = Policies::compile(&self.policies, self.sample_on_first_match);
-        let metrics = TsMetrics::new(&ctx.telemetry.metrics, &ctx.id.to_string(), &policies.names);
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        // Same pipeline, id and config as before a reload: take over the waiting traces.
+        let key = format!("tail_sampling:{}/{}", ctx.pipeline, ctx.id);
+        let (store, reused) = ctx.state.reuse_or_insert(&key, &format!("{self:?}"), || {
+            self.new_store(&ctx.telemetry.metrics, &ctx.id.to_string(), cores)
+        });
+        if reused {
+            tracing::info!(processor = %ctx.id, traces = store.traces(), "tail sampling keeps its waiting traces across the reload");
+        }
+        let generation = store.claim();
+        let tick =
+            (self.decision_wait / 10).clamp(Duration::from_millis(5), Duration::from_millis(100));
+        Ok(Processor::Staged(Box::new(TailSampler {
+            store,
+            generation,
+            tick,
+            workers: cores,
+            drop_pending: self.drop_pending_traces_on_shutdown,
+            block_on_overflow: self.block_on_overflow,
+        })))
+    }
+}
+
+impl TailSamplingConfig {
+    fn new_store(&self, metrics: &Metrics, processor: &str, cores: usize) -> Store {
+        let policies = Policies::compile(&self.policies, self.sample_on_first_match);
+        let metrics = TsMetrics::new(metrics, processor, &policies.names);
         let expected = (self.expected_new_traces_per_sec as f64 * self.decision_wait.as_secs_f64())
             .min(self.num_traces as f64) as usize;
-        let store = Store::new(
+        Store::new(
             policies,
             Limits {
                 wait: self.decision_wait,
@@ -116,21 +140,14 @@ impl ProcessorConfig for TailSamplingConfig {
             self.decision_cache.non_sampled_cache_size,
             expected,
             metrics,
-        );
-        let tick =
-            (self.decision_wait / 10).clamp(Duration::from_millis(5), Duration::from_millis(100));
-        Ok(Processor::Staged(Box::new(TailSampler {
-            store: Arc::new(store),
-            tick,
-            workers: cores,
-            drop_pending: self.drop_pending_traces_on_shutdown,
-            block_on_overflow: self.block_on_overflow,
-        })))
+        )
     }
 }
 
 pub struct TailSampler {
     store: Arc<Store>,
+    /// This instance's claim on `store` (a newer one takes over after a same-config reload).
+    generation: u64,
     tick: Duration,
     workers: usize,
     drop_pending: bool,
@@ -200,6 +217,10 @@ impl TailSampler {
         }
         while let Some(r) = released_rx.recv().await {
             emit(&store, r, &output).await;
+        }
+        if !store.owned_by(self.generation) {
+            // A reload with the same config took the store over: its traces keep waiting.
+            return;
         }
         let r = store.decide_all(Instant::now(), self.drop_pending);
         emit(&store, r, &output).await;

@@ -152,6 +152,9 @@ pub struct Store {
     bytes: AtomicU64,
     spans: AtomicU64,
     arrivals: AtomicU64,
+    /// The generation of the processor instance that owns the store; a reload with the same
+    /// config hands the store (and its waiting traces) to a new instance.
+    owner: AtomicU64,
     /// The pipeline's in-flight gauge: buffered spans stay in flight until sent or dropped.
     inflight: OnceLock<Gauge>,
     metrics: TsMetrics,
@@ -200,9 +203,19 @@ impl Store {
             bytes: AtomicU64::new(0),
             spans: AtomicU64::new(0),
             arrivals: AtomicU64::new(0),
+            owner: AtomicU64::new(0),
             inflight: OnceLock::new(),
             metrics,
         }
+    }
+
+    /// Makes the caller the owner; returns its generation.
+    pub fn claim(&self) -> u64 {
+        self.owner.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    pub fn owned_by(&self, generation: u64) -> bool {
+        self.owner.load(Ordering::SeqCst) == generation
     }
 
     pub fn adopt_gauge(&self, g: Option<Gauge>) {
