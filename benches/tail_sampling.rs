@@ -14,7 +14,7 @@ use prost::Message;
 use spangate::component::registry::parse_config;
 use spangate::processors::tail_sampling::config::TailSamplingConfig;
 use spangate::processors::tail_sampling::policy::Policies;
-use spangate::processors::tail_sampling::store::{Limits, Store};
+use spangate::processors::tail_sampling::store::{Limits, Sizing, Store};
 use spangate::processors::tail_sampling::TsMetrics;
 use spangate::telemetry::metrics::Metrics;
 
@@ -67,11 +67,14 @@ fn store() -> Store {
             max_trace_bytes: 0,
             block_on_overflow: false,
         },
-        8,
-        100_000,
-        1_000_000,
-        50_000,
+        Sizing {
+            shards: 8,
+            sampled_cache: 100_000,
+            non_sampled_cache: 1_000_000,
+            expected: 50_000,
+        },
         metrics,
+        Default::default(),
     )
 }
 

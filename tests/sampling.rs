@@ -342,3 +342,173 @@ fn send_traces_offset(http: u16, offset: u64) {
         assert_eq!(s, 200);
     }
 }
+
+#[test]
+fn session_stamps_early_spans_and_keeps_later_traces_of_a_kept_session() {
+    let http = free_port();
+    let sg = Spangate::start(&format!(
+        "
+receivers:
+  otlp:
+    protocols: {{ http: {{ endpoint: 127.0.0.1:{http} }} }}
+processors:
+  session: {{ key_attributes: [session.id], stamp_attribute: session.id, ttl: 1h, max_sessions: 1000 }}
+  tail_sampling:
+    decision_wait: 300ms
+    policies:
+      - {{ name: errors, type: status_code, status_code: {{ status_codes: [ERROR] }} }}
+exporters:
+  file: {{ path: ./kept.jsonl }}
+service:
+  pipelines:
+    traces: {{ receivers: [otlp], processors: [session, tail_sampling], exporters: [file] }}
+"
+    ));
+    let attr = |k: &str, v: &str| opentelemetry_proto::tonic::common::v1::KeyValue {
+        key: k.into(),
+        value: Some(opentelemetry_proto::tonic::common::v1::AnyValue {
+            value: Some(
+                opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(v.into()),
+            ),
+        }),
+        ..Default::default()
+    };
+    let span = |t: u64, s: u8, attrs: Vec<_>, error: bool| Span {
+        trace_id: trace_id(t),
+        span_id: vec![s; 8],
+        attributes: attrs,
+        status: error.then(|| opentelemetry_proto::tonic::trace::v1::Status {
+            code: 2,
+            message: String::new(),
+        }),
+        ..Default::default()
+    };
+    let post = |spans: Vec<Span>| {
+        assert_eq!(
+            http_post(
+                http,
+                "/v1/traces",
+                &[("content-type", "application/x-protobuf")],
+                &encode_spans(spans)
+            )
+            .0,
+            200
+        );
+    };
+    // Trace 1: an early span without the key, then the span naming session s1, with an error.
+    post(vec![span(1, 1, vec![], false)]);
+    post(vec![span(1, 2, vec![attr("session.id", "s1")], true)]);
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    // Trace 2 (s1, no error) is kept because its session was; trace 3 (s2) is not.
+    post(vec![
+        span(2, 1, vec![attr("session.id", "s1")], false),
+        span(3, 1, vec![attr("session.id", "s2")], false),
+    ]);
+    sg.wait_metric(
+        "spangate_exporter_sent_spans_total",
+        &[("exporter", "file")],
+        3.0,
+        10,
+    );
+    sg.wait_metric(
+        "spangate_processor_dropped_spans_total",
+        &[("processor", "tail_sampling"), ("reason", "sampled_out")],
+        1.0,
+        10,
+    );
+    assert_eq!(
+        sg.metric(
+            "spangate_tail_sampling_policy_decisions_total",
+            &[("policy", "session"), ("decision", "sampled")]
+        ),
+        1.0
+    );
+    let out = std::fs::read_to_string(sg.path("kept.jsonl")).unwrap();
+    let mut stamped = 0;
+    for line in out.lines() {
+        let req = spangate::data::json::decode_request(line.as_bytes()).unwrap();
+        for s in req
+            .resource_spans
+            .iter()
+            .flat_map(|r| &r.scope_spans)
+            .flat_map(|s| &s.spans)
+        {
+            assert_ne!(s.trace_id, trace_id(3));
+            assert!(
+                s.attributes.iter().any(|kv| kv.key == "session.id"),
+                "span {:?} of trace {:?} unstamped",
+                s.span_id,
+                s.trace_id
+            );
+            stamped += 1;
+        }
+    }
+    assert_eq!(
+        stamped, 3,
+        "both spans of trace 1 (the early one too) and trace 2"
+    );
+}
+
+#[test]
+fn session_hold_stamps_early_spans_without_a_tail_sampler() {
+    let http = free_port();
+    let sg = Spangate::start(&format!(
+        "
+receivers:
+  otlp:
+    protocols: {{ http: {{ endpoint: 127.0.0.1:{http} }} }}
+processors:
+  session: {{ hold: 500ms }}
+exporters:
+  file: {{ path: ./out.jsonl }}
+service:
+  pipelines:
+    traces: {{ receivers: [otlp], processors: [session], exporters: [file] }}
+"
+    ));
+    let key = opentelemetry_proto::tonic::common::v1::KeyValue {
+        key: "session.id".into(),
+        value: Some(opentelemetry_proto::tonic::common::v1::AnyValue {
+            value: Some(
+                opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue("s9".into()),
+            ),
+        }),
+        ..Default::default()
+    };
+    let early = Span {
+        trace_id: trace_id(7),
+        span_id: vec![1; 8],
+        ..Default::default()
+    };
+    let keyed = Span {
+        trace_id: trace_id(7),
+        span_id: vec![2; 8],
+        attributes: vec![key],
+        ..Default::default()
+    };
+    for s in [early, keyed] {
+        assert_eq!(
+            http_post(
+                http,
+                "/v1/traces",
+                &[("content-type", "application/x-protobuf")],
+                &encode_spans(vec![s])
+            )
+            .0,
+            200
+        );
+    }
+    sg.wait_metric(
+        "spangate_exporter_sent_spans_total",
+        &[("exporter", "file")],
+        2.0,
+        10,
+    );
+    let out = std::fs::read_to_string(sg.path("out.jsonl")).unwrap();
+    assert_eq!(
+        out.matches(r#""key":"session.id","value":{"stringValue":"s9"}"#)
+            .count(),
+        2,
+        "{out}"
+    );
+}

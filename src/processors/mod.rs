@@ -3,6 +3,7 @@
 pub mod batch;
 pub mod hash;
 pub mod probabilistic_sampler;
+pub mod session;
 pub mod tail_sampling;
 
 use crate::component::registry::Registry;
@@ -11,4 +12,5 @@ pub fn register(r: &mut Registry) {
     r.add_processor("batch", batch::parse);
     r.add_processor("probabilistic_sampler", probabilistic_sampler::parse);
     r.add_processor("tail_sampling", tail_sampling::parse);
+    r.add_processor("session", session::parse);
 }

@@ -22,10 +22,11 @@ use crate::component::{
 };
 use crate::data::SpanBatch;
 use crate::pipeline::Segment;
+use crate::processors::session::SessionLink;
 use crate::telemetry::metrics::{Counter, Gauge, Metrics};
 use config::TailSamplingConfig;
 use policy::{Decision, Policies};
-use store::{Limits, Released, Store};
+use store::{Limits, Released, Sizing, Store};
 
 /// Largest batch sent downstream at once.
 const OUT_BATCH_SPANS: usize = 8192;
@@ -48,6 +49,8 @@ pub struct TsMetrics {
     pub traces_dropped: Counter,
     pub traces_buffered: Gauge,
     pub bytes_buffered: Gauge,
+    /// Traces no policy kept, kept because their session was (see the `session` processor).
+    pub kept_by_session: Counter,
     /// [policy][decision] in `DECISIONS` order.
     per_policy: Vec<[Counter; 5]>,
 }
@@ -74,6 +77,7 @@ impl TsMetrics {
             traces_kept: m.tail_sampling_traces(processor, "kept"),
             traces_dropped: m.tail_sampling_traces(processor, "dropped"),
             traces_buffered: m.tail_sampling_traces_buffered(processor),
+            kept_by_session: m.tail_sampling_policy_decisions(processor, "session", "sampled"),
             bytes_buffered: m.tail_sampling_bytes_buffered(processor),
             per_policy: policy_names
                 .iter()
@@ -99,8 +103,9 @@ impl ProcessorConfig for TailSamplingConfig {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         // Same pipeline, id and config as before a reload: take over the waiting traces.
         let key = format!("tail_sampling:{}/{}", ctx.pipeline, ctx.id);
+        let session = SessionLink::for_pipeline(ctx);
         let (store, reused) = ctx.state.reuse_or_insert(&key, &format!("{self:?}"), || {
-            self.new_store(&ctx.telemetry.metrics, &ctx.id.to_string(), cores)
+            self.new_store(&ctx.telemetry.metrics, &ctx.id.to_string(), cores, session)
         });
         if reused {
             tracing::info!(processor = %ctx.id, traces = store.traces(), "tail sampling keeps its waiting traces across the reload");
@@ -120,7 +125,13 @@ impl ProcessorConfig for TailSamplingConfig {
 }
 
 impl TailSamplingConfig {
-    fn new_store(&self, metrics: &Metrics, processor: &str, cores: usize) -> Store {
+    fn new_store(
+        &self,
+        metrics: &Metrics,
+        processor: &str,
+        cores: usize,
+        session: Arc<SessionLink>,
+    ) -> Store {
         let policies = Policies::compile(&self.policies, self.sample_on_first_match);
         let metrics = TsMetrics::new(metrics, processor, &policies.names);
         let expected = (self.expected_new_traces_per_sec as f64 * self.decision_wait.as_secs_f64())
@@ -135,11 +146,14 @@ impl TailSamplingConfig {
                 max_trace_bytes: self.maximum_trace_size_bytes,
                 block_on_overflow: self.block_on_overflow,
             },
-            self.num_shards.unwrap_or(cores * 4),
-            self.decision_cache.sampled_cache_size,
-            self.decision_cache.non_sampled_cache_size,
-            expected,
+            Sizing {
+                shards: self.num_shards.unwrap_or(cores * 4),
+                sampled_cache: self.decision_cache.sampled_cache_size,
+                non_sampled_cache: self.decision_cache.non_sampled_cache_size,
+                expected,
+            },
             metrics,
+            session,
         )
     }
 }
@@ -243,7 +257,14 @@ async fn emit(store: &Store, released: Released, output: &Segment) {
             take += 1;
         }
         let chunk: Vec<store::Trace> = traces.drain(..take).collect();
-        let rs = crate::data::heavy(spans, || store::assemble(chunk));
+        let rs = crate::data::heavy(spans, || {
+            let mut rs = store::assemble(chunk);
+            // Spans that arrived before the one naming the session get the stamp now.
+            if let Some((index, key)) = store.session_link().get() {
+                crate::processors::session::stamp_all(&index, &key, &mut rs, Instant::now());
+            }
+            rs
+        });
         let mut batch = SpanBatch::new(rs);
         batch.adopt(store.inflight());
         output.send(batch).await;

@@ -16,6 +16,7 @@ use prost::Message;
 use super::cache::{NotSampledFilter, SampledCache, TraceId};
 use super::policy::{Policies, TraceFacts};
 use super::TsMetrics;
+use crate::processors::session::SessionLink;
 use crate::telemetry::metrics::Gauge;
 
 /// Where a group of spans came from; shared by every span of one incoming `ScopeSpans`.
@@ -128,6 +129,17 @@ pub struct Limits {
     pub block_on_overflow: bool,
 }
 
+/// How big the buffer's parts are.
+pub struct Sizing {
+    pub shards: usize,
+    /// Sampled trace ids remembered.
+    pub sampled_cache: usize,
+    /// Not-sampled trace ids remembered.
+    pub non_sampled_cache: usize,
+    /// Traces expected in flight (preallocation).
+    pub expected: usize,
+}
+
 /// What an insertion or a decision round releases downstream.
 #[derive(Default)]
 pub struct Released {
@@ -158,6 +170,8 @@ pub struct Store {
     /// The pipeline's in-flight gauge: buffered spans stay in flight until sent or dropped.
     inflight: OnceLock<Gauge>,
     metrics: TsMetrics,
+    /// The session index of a `session` processor before us in the pipeline, if any.
+    session: Arc<SessionLink>,
 }
 
 fn trace_key(id: &[u8]) -> TraceId {
@@ -177,12 +191,16 @@ impl Store {
     pub fn new(
         policies: Policies,
         limits: Limits,
-        shards: usize,
-        sampled_cache: usize,
-        non_sampled_cache: usize,
-        expected: usize,
+        sizing: Sizing,
         metrics: TsMetrics,
+        session: Arc<SessionLink>,
     ) -> Self {
+        let Sizing {
+            shards,
+            sampled_cache,
+            non_sampled_cache,
+            expected,
+        } = sizing;
         let shards = shards.max(1);
         let shards = (0..shards)
             .map(|_| {
@@ -206,7 +224,12 @@ impl Store {
             owner: AtomicU64::new(0),
             inflight: OnceLock::new(),
             metrics,
+            session,
         }
+    }
+
+    pub fn session_link(&self) -> &SessionLink {
+        &self.session
     }
 
     /// Makes the caller the owner; returns its generation.
@@ -414,19 +437,35 @@ impl Store {
         self.settle(shard, t, keep, out);
     }
 
-    /// Runs the policies (and counts their decisions).
+    /// Runs the policies (and counts their decisions). A trace of a session whose earlier
+    /// trace was kept is kept too, unless a `drop` policy matched.
     fn judge(&self, t: &Trace, now: Instant) -> bool {
         let (keep, seen) = self.policies.decide(&t.facts, now);
+        let dropped = seen
+            .iter()
+            .any(|(_, d)| *d == super::policy::Decision::Dropped);
         for (i, d) in seen {
             self.metrics.policy_decision(i, d);
         }
-        keep
+        if keep || dropped {
+            return keep;
+        }
+        let by_session = self.session.get().is_some_and(|(idx, _)| {
+            idx.session_kept(TraceId::from_be_bytes(t.facts.trace_id), now)
+        });
+        if by_session {
+            self.metrics.kept_by_session.inc_by(1);
+        }
+        by_session
     }
 
     /// Records a decision in the caches and the books; kept traces go to `out`.
     fn settle(&self, shard: &mut Shard, t: Trace, keep: bool, out: &mut Released) {
         let id = TraceId::from_be_bytes(t.facts.trace_id);
         if keep {
+            if let Some((idx, _)) = self.session.get() {
+                idx.mark_kept(id, Instant::now());
+            }
             shard.sampled.insert(id);
             self.metrics.traces_kept.inc_by(1);
             out.kept.push(t);

@@ -11,7 +11,7 @@ use opentelemetry_proto::tonic::trace::v1::{
 
 use super::config::TailSamplingConfig;
 use super::policy::{probabilistic_threshold, Policies};
-use super::store::{assemble, Limits, Store};
+use super::store::{assemble, Limits, Sizing, Store};
 use super::TsMetrics;
 use crate::component::registry::parse_config;
 use crate::telemetry::metrics::Metrics;
@@ -100,11 +100,14 @@ fn store_from(cfg: &TailSamplingConfig, m: &Metrics) -> Store {
             max_trace_bytes: cfg.maximum_trace_size_bytes,
             block_on_overflow: cfg.block_on_overflow,
         },
-        cfg.num_shards.unwrap_or(4),
-        cfg.decision_cache.sampled_cache_size,
-        cfg.decision_cache.non_sampled_cache_size,
-        0,
+        Sizing {
+            shards: cfg.num_shards.unwrap_or(4),
+            sampled_cache: cfg.decision_cache.sampled_cache_size,
+            non_sampled_cache: cfg.decision_cache.non_sampled_cache_size,
+            expected: 0,
+        },
         metrics,
+        Default::default(),
     )
 }
 

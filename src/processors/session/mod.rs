@@ -1,0 +1,420 @@
+//! `session`: correlates traces into user sessions and stamps the session on every span of a
+//! correlated trace; with a `tail_sampling` after it, keeping one trace of a session keeps the
+//! session's later traces for `ttl`.
+//!
+//! A trace joins a session when any of its spans carries one of `key_attributes` (span
+//! attributes first, then resource attributes). Spans passing this processor after that are
+//! stamped here. Spans of the trace that passed before are stamped by the following tail
+//! sampler when it releases the trace, since it still holds them.
+//!
+//! Across instances: the index is per instance, so a session's traces must reach one instance.
+//! In a two-tier deployment the samplers consume a Kafka topic partitioned so that this holds
+//! (`partition_by: session` on the agents' exporter, with the session stamped at the agent).
+
+pub mod index;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use opentelemetry_proto::tonic::common::v1::{any_value::Value, AnyValue, KeyValue};
+use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
+use serde::Deserialize;
+
+use crate::component::registry::{parse_config, Check, Problems};
+use crate::component::{
+    BuildError, InlineProcessor, Processor, ProcessorConfig, ProcessorContext, Verdict,
+};
+use crate::data::SpanBatch;
+pub use index::SessionIndex;
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionConfig {
+    /// Attributes naming the session, first found wins (span, then resource attributes).
+    #[serde(default = "default_keys")]
+    pub key_attributes: Vec<String>,
+    /// Written on every span of a correlated trace.
+    #[serde(default = "default_stamp")]
+    pub stamp_attribute: String,
+    /// How long a session (and a "kept" mark on it) lives after it was last seen.
+    #[serde(default = "default_ttl", with = "crate::config::duration")]
+    pub ttl: Duration,
+    /// Bound on sessions remembered; the least recently seen go first.
+    #[serde(default = "default_max")]
+    pub max_sessions: usize,
+    /// Hold spans this long before stamping and forwarding, so spans that arrive before the one
+    /// naming the session are stamped too without a tail sampler after this processor
+    /// (default 0s: stamp in place, no delay).
+    #[serde(default, with = "crate::config::duration")]
+    pub hold: Duration,
+}
+
+fn default_keys() -> Vec<String> {
+    vec!["session.id".into()]
+}
+fn default_stamp() -> String {
+    "session.id".into()
+}
+fn default_ttl() -> Duration {
+    Duration::from_secs(3600)
+}
+fn default_max() -> usize {
+    100_000
+}
+
+impl Check for SessionConfig {
+    fn check(&self) -> Problems {
+        let mut out = Vec::new();
+        if self.key_attributes.is_empty() || self.key_attributes.iter().any(String::is_empty) {
+            out.push((
+                "key_attributes".into(),
+                "list at least one non-empty key".into(),
+            ));
+        }
+        if self.stamp_attribute.is_empty() {
+            out.push(("stamp_attribute".into(), "must not be empty".into()));
+        }
+        if self.ttl.is_zero() {
+            out.push(("ttl".into(), "must be greater than 0".into()));
+        }
+        if self.max_sessions == 0 {
+            out.push(("max_sessions".into(), "must be at least 1".into()));
+        }
+        out
+    }
+}
+
+pub fn parse(v: &serde_json::Value) -> Result<Arc<dyn ProcessorConfig>, Problems> {
+    Ok(Arc::new(parse_config::<SessionConfig>(v)?))
+}
+
+/// How a tail sampler in the same pipeline finds the session index (whichever of the two is
+/// built first creates it; the session processor fills it).
+#[derive(Default)]
+pub struct SessionLink {
+    slot: Mutex<Option<(Arc<SessionIndex>, String)>>,
+}
+
+impl SessionLink {
+    pub fn for_pipeline(ctx: &ProcessorContext) -> Arc<SessionLink> {
+        let key = format!("session-link:{}", ctx.pipeline);
+        ctx.state.reuse_or_insert(&key, "", SessionLink::default).0
+    }
+
+    /// The index and the stamp attribute, when a session processor runs in the pipeline.
+    pub fn get(&self) -> Option<(Arc<SessionIndex>, String)> {
+        self.slot.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn set(&self, index: Arc<SessionIndex>, stamp: String) {
+        *self.slot.lock().unwrap_or_else(|p| p.into_inner()) = Some((index, stamp));
+    }
+}
+
+impl ProcessorConfig for SessionConfig {
+    fn build(&self, ctx: &ProcessorContext) -> Result<Processor, BuildError> {
+        // Sessions outlive a reload that leaves this processor's config as it was.
+        let key = format!("session-index:{}/{}", ctx.pipeline, ctx.id);
+        let (index, _) = ctx.state.reuse_or_insert(&key, &format!("{self:?}"), || {
+            SessionIndex::new(self.ttl, self.max_sessions)
+        });
+        let link = SessionLink::for_pipeline(ctx);
+        link.set(index.clone(), self.stamp_attribute.clone());
+        let processor = SessionProcessor {
+            index,
+            keys: self.key_attributes.clone(),
+            stamp: self.stamp_attribute.clone(),
+            _link: link,
+        };
+        if self.hold.is_zero() {
+            Ok(Processor::Inline(Box::new(processor)))
+        } else {
+            Ok(Processor::Staged(Box::new(hold::Hold {
+                processor,
+                hold: self.hold,
+            })))
+        }
+    }
+}
+
+pub struct SessionProcessor {
+    index: Arc<SessionIndex>,
+    keys: Vec<String>,
+    stamp: String,
+    /// Keeps the pipeline's link alive for the tail sampler after us.
+    _link: Arc<SessionLink>,
+}
+
+pub fn trace_key(id: &[u8]) -> u128 {
+    let mut b = [0u8; 16];
+    let n = id.len().min(16);
+    b[16 - n..].copy_from_slice(&id[id.len() - n..]);
+    u128::from_be_bytes(b)
+}
+
+/// The first key attribute present with a usable value.
+fn find_session<'a>(keys: &[String], attrs: &'a [KeyValue]) -> Option<std::borrow::Cow<'a, str>> {
+    keys.iter().find_map(|k| {
+        let v = attrs
+            .iter()
+            .find(|kv| &kv.key == k)?
+            .value
+            .as_ref()?
+            .value
+            .as_ref()?;
+        match v {
+            Value::StringValue(s) if !s.is_empty() => Some(std::borrow::Cow::Borrowed(s.as_str())),
+            Value::IntValue(i) => Some(std::borrow::Cow::Owned(i.to_string())),
+            _ => None,
+        }
+    })
+}
+
+/// Sets `key` to `session` on a span's attributes (no-op when it already says so).
+pub fn stamp(attrs: &mut Vec<KeyValue>, key: &str, session: &str) {
+    let value = Some(AnyValue {
+        value: Some(Value::StringValue(session.to_string())),
+    });
+    match attrs.iter_mut().find(|kv| kv.key == key) {
+        Some(kv) => {
+            let same = matches!(kv.value.as_ref().and_then(|v| v.value.as_ref()), Some(Value::StringValue(s)) if s == session);
+            if !same {
+                kv.value = value;
+            }
+        }
+        None => attrs.push(KeyValue {
+            key: key.to_string(),
+            value,
+            ..Default::default()
+        }),
+    }
+}
+
+/// Stamps every span whose trace belongs to a session.
+pub fn stamp_all(index: &SessionIndex, stamp_key: &str, rs: &mut [ResourceSpans], now: Instant) {
+    let g = index.lock();
+    for span in rs
+        .iter_mut()
+        .flat_map(|r| &mut r.scope_spans)
+        .flat_map(|s| &mut s.spans)
+    {
+        if let Some(session) = g.session_of(trace_key(&span.trace_id), now) {
+            stamp(&mut span.attributes, stamp_key, &session);
+        }
+    }
+}
+
+impl SessionProcessor {
+    /// Links the batch's traces to the sessions their key attributes name.
+    fn observe(&self, batch: &SpanBatch, now: Instant) {
+        let mut g = self.index.lock();
+        for rs in batch.resource_spans() {
+            let from_resource = rs
+                .resource
+                .as_ref()
+                .and_then(|r| find_session(&self.keys, &r.attributes));
+            for span in rs.scope_spans.iter().flat_map(|s| &s.spans) {
+                if let Some(s) =
+                    find_session(&self.keys, &span.attributes).or(from_resource.clone())
+                {
+                    g.observe(trace_key(&span.trace_id), &s, now);
+                }
+            }
+        }
+    }
+}
+
+impl InlineProcessor for SessionProcessor {
+    fn process(&self, batch: &mut SpanBatch) -> Verdict {
+        let now = Instant::now();
+        self.observe(batch, now);
+        stamp_all(&self.index, &self.stamp, batch.resource_spans_mut(), now);
+        Verdict::Continue
+    }
+}
+
+mod hold {
+    //! `hold`: batches wait a short while (their sessions already recorded) before being
+    //! stamped and sent on. Bounded in spans; over the bound the oldest leave early.
+    use std::collections::VecDeque;
+    use std::time::Duration;
+
+    use tokio::sync::mpsc;
+    use tokio::time::Instant;
+
+    use super::{stamp_all, SessionProcessor};
+    use crate::component::{BoxFuture, StagedProcessor};
+    use crate::data::SpanBatch;
+    use crate::pipeline::Segment;
+
+    /// Spans held at most; past it the oldest batches leave before their hold ends.
+    const MAX_HELD_SPANS: usize = 65_536;
+
+    pub struct Hold {
+        pub processor: SessionProcessor,
+        pub hold: Duration,
+    }
+
+    impl StagedProcessor for Hold {
+        fn run(
+            self: Box<Self>,
+            input: mpsc::Receiver<SpanBatch>,
+            output: Segment,
+        ) -> BoxFuture<'static, ()> {
+            Box::pin(run(*self, input, output))
+        }
+    }
+
+    async fn release(p: &SessionProcessor, mut batch: SpanBatch, output: &Segment) {
+        stamp_all(
+            &p.index,
+            &p.stamp,
+            batch.resource_spans_mut(),
+            std::time::Instant::now(),
+        );
+        output.send(batch).await;
+    }
+
+    async fn run(h: Hold, mut input: mpsc::Receiver<SpanBatch>, output: Segment) {
+        let mut held: VecDeque<(Instant, SpanBatch)> = VecDeque::new();
+        let mut spans = 0;
+        loop {
+            let next_due = held.front().map(|(t, _)| *t + h.hold);
+            let timer = async {
+                match next_due {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                msg = input.recv() => match msg {
+                    Some(batch) => {
+                        h.processor.observe(&batch, std::time::Instant::now());
+                        spans += batch.len();
+                        held.push_back((Instant::now(), batch));
+                        while spans > MAX_HELD_SPANS {
+                            let Some((_, b)) = held.pop_front() else { break };
+                            spans -= b.len();
+                            release(&h.processor, b, &output).await;
+                        }
+                    }
+                    None => break,
+                },
+                _ = timer => {
+                    let now = Instant::now();
+                    while held.front().is_some_and(|(t, _)| *t + h.hold <= now) {
+                        let Some((_, b)) = held.pop_front() else { break };
+                        spans -= b.len();
+                        release(&h.processor, b, &output).await;
+                    }
+                }
+            }
+        }
+        for (_, b) in held {
+            release(&h.processor, b, &output).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+    use opentelemetry_proto::tonic::trace::v1::{ScopeSpans, Span};
+
+    fn kv(k: &str, v: &str) -> KeyValue {
+        KeyValue {
+            key: k.into(),
+            value: Some(AnyValue {
+                value: Some(Value::StringValue(v.into())),
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn span(trace: u8, attrs: Vec<KeyValue>) -> Span {
+        Span {
+            trace_id: vec![trace; 16],
+            span_id: vec![1; 8],
+            attributes: attrs,
+            ..Default::default()
+        }
+    }
+
+    fn processor(keys: &[&str]) -> SessionProcessor {
+        SessionProcessor {
+            index: Arc::new(SessionIndex::new(Duration::from_secs(60), 100)),
+            keys: keys.iter().map(|k| k.to_string()).collect(),
+            stamp: "session.id".into(),
+            _link: Default::default(),
+        }
+    }
+
+    fn stamps(b: &SpanBatch) -> Vec<Option<String>> {
+        b.resource_spans()
+            .iter()
+            .flat_map(|r| &r.scope_spans)
+            .flat_map(|s| &s.spans)
+            .map(|s| {
+                s.attributes
+                    .iter()
+                    .find(|kv| kv.key == "session.id")
+                    .and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
+                        Value::StringValue(v) => Some(v.clone()),
+                        _ => None,
+                    })
+            })
+            .collect()
+    }
+
+    fn batch(resource: Vec<KeyValue>, spans: Vec<Span>) -> SpanBatch {
+        SpanBatch::new(vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: resource,
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }])
+    }
+
+    #[test]
+    fn stamps_every_span_of_a_correlated_trace() {
+        let p = processor(&["user.session_id", "session.id"]);
+        // Trace 1's second span names the session; the first span (same batch) is stamped too.
+        let mut b = batch(
+            vec![],
+            vec![
+                span(1, vec![]),
+                span(1, vec![kv("user.session_id", "s1")]),
+                span(2, vec![]),
+            ],
+        );
+        p.process(&mut b);
+        assert_eq!(stamps(&b), vec![Some("s1".into()), Some("s1".into()), None]);
+        // Later spans of trace 1 are stamped without carrying the key.
+        let mut b = batch(vec![], vec![span(1, vec![])]);
+        p.process(&mut b);
+        assert_eq!(stamps(&b), vec![Some("s1".into())]);
+        // Resource attributes name the session when spans do not; span attributes win.
+        let mut b = batch(
+            vec![kv("session.id", "r1")],
+            vec![span(3, vec![]), span(4, vec![kv("user.session_id", "s4")])],
+        );
+        p.process(&mut b);
+        assert_eq!(stamps(&b), vec![Some("r1".into()), Some("s4".into())]);
+        // The first key in `key_attributes` order wins on one span.
+        let mut b = batch(
+            vec![],
+            vec![span(
+                5,
+                vec![kv("session.id", "b"), kv("user.session_id", "a")],
+            )],
+        );
+        p.process(&mut b);
+        assert_eq!(stamps(&b), vec![Some("a".into())]);
+    }
+}
