@@ -201,10 +201,12 @@ impl TailSampler {
                 }
                 msg = input.recv(), if !blocked => match msg {
                     Some(mut batch) => {
-                        store.adopt_gauge(batch.release_accounting());
                         let Ok(permit) = slots.clone().acquire_owned().await else { break };
                         let (store, tx) = (store.clone(), released_tx.clone());
                         workers.spawn(async move {
+                            // The batch's guard counts its spans as lost until they are in the
+                            // store (a task aborted before it ran); from here the store counts.
+                            store.adopt_gauge(batch.release_accounting());
                             let rs = std::mem::take(batch.resource_spans_mut());
                             let spans = batch.len();
                             let r = crate::data::heavy(spans, || store.insert(rs, Instant::now()));
