@@ -36,6 +36,14 @@ pub fn heavy<R>(spans: usize, f: impl FnOnce() -> R) -> R {
     }
 }
 
+/// A trace id as a map key (ids shorter than 16 bytes are right-aligned; longer, truncated).
+pub fn trace_key(id: &[u8]) -> u128 {
+    let mut b = [0u8; 16];
+    let n = id.len().min(16);
+    b[16 - n..].copy_from_slice(&id[id.len() - n..]);
+    u128::from_be_bytes(b)
+}
+
 /// Spans in a list of `ResourceSpans`.
 pub fn count_spans(rs: &[ResourceSpans]) -> usize {
     rs.iter()

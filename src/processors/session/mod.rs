@@ -24,7 +24,7 @@ use crate::component::registry::{parse_config, Check, Problems};
 use crate::component::{
     BuildError, InlineProcessor, Processor, ProcessorConfig, ProcessorContext, Verdict,
 };
-use crate::data::SpanBatch;
+use crate::data::{trace_key, SpanBatch};
 pub use index::SessionIndex;
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -143,13 +143,6 @@ pub struct SessionProcessor {
     stamp: String,
     /// Keeps the pipeline's link alive for the tail sampler after us.
     _link: Arc<SessionLink>,
-}
-
-pub fn trace_key(id: &[u8]) -> u128 {
-    let mut b = [0u8; 16];
-    let n = id.len().min(16);
-    b[16 - n..].copy_from_slice(&id[id.len() - n..]);
-    u128::from_be_bytes(b)
 }
 
 /// The first key attribute present with a usable value.

@@ -16,6 +16,7 @@ use prost::Message;
 use super::cache::{NotSampledFilter, SampledCache, TraceId};
 use super::policy::{Policies, TraceFacts};
 use super::TsMetrics;
+use crate::data::trace_key;
 use crate::processors::session::SessionLink;
 use crate::telemetry::metrics::Gauge;
 
@@ -172,13 +173,6 @@ pub struct Store {
     metrics: TsMetrics,
     /// The session index of a `session` processor before us in the pipeline, if any.
     session: Arc<SessionLink>,
-}
-
-fn trace_key(id: &[u8]) -> TraceId {
-    let mut b = [0u8; 16];
-    let n = id.len().min(16);
-    b[16 - n..].copy_from_slice(&id[id.len() - n..]);
-    TraceId::from_be_bytes(b)
 }
 
 #[derive(Clone, Copy)]
