@@ -186,6 +186,14 @@ impl Metrics {
         )
     }
 
+    pub fn processor_removed_attributes(&self, processor: &str, scope: &str) -> Counter {
+        self.counter(
+            "spangate_processor_removed_attributes_total",
+            "Attributes a processor removed (allowlist), by where they were (resource, scope, span, event, link).",
+            &[("processor", processor), ("scope", scope)],
+        )
+    }
+
     pub fn exporter_sent(&self, exporter: &str) -> Counter {
         self.counter(
             "spangate_exporter_sent_spans_total",

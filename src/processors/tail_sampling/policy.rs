@@ -12,6 +12,7 @@ use regex::RegexSet;
 
 use super::config::{PolicyConfig, PolicyType};
 use crate::processors::hash::fnv1a64_salted;
+use crate::processors::token_bucket::Bucket;
 
 /// Attribute/status/trace-state conditions are bits of a `u64`.
 pub const MAX_PREDICATES: usize = 64;
@@ -146,39 +147,10 @@ impl Predicate {
     }
 }
 
-/// A token bucket like Go's `rate.Limiter`: starts full, refills continuously, and refuses
-/// (without taking tokens) anything larger than it holds.
-struct Bucket {
-    rate: f64,
-    burst: f64,
-    tokens: f64,
-    last: Option<Instant>,
-}
-
-impl Bucket {
-    fn new(rate: i64, burst: Option<i64>) -> Self {
-        let burst = burst.filter(|b| *b > 0).unwrap_or(rate.saturating_mul(2)) as f64;
-        Bucket {
-            rate: rate as f64,
-            burst,
-            tokens: burst,
-            last: None,
-        }
-    }
-
-    fn allow(&mut self, n: u64, now: Instant) -> bool {
-        if let Some(last) = self.last {
-            let refill = now.saturating_duration_since(last).as_secs_f64() * self.rate;
-            self.tokens = (self.tokens + refill).min(self.burst);
-        }
-        self.last = Some(now);
-        if n as f64 <= self.tokens {
-            self.tokens -= n as f64;
-            true
-        } else {
-            false
-        }
-    }
+/// Contrib's limiters: the burst defaults to twice the rate.
+fn bucket(rate: i64, burst: Option<i64>) -> Bucket {
+    let burst = burst.filter(|b| *b > 0).unwrap_or(rate.saturating_mul(2));
+    Bucket::new(rate as f64, burst as f64)
 }
 
 enum Node {
@@ -422,17 +394,11 @@ fn compile(c: &PolicyConfig, predicates: &mut Vec<Predicate>) -> Node {
         }
         PolicyType::RateLimiting => {
             let r = c.rate_limiting.as_ref().expect("checked");
-            Node::Rate(Mutex::new(Bucket::new(
-                r.spans_per_second,
-                r.burst_capacity,
-            )))
+            Node::Rate(Mutex::new(bucket(r.spans_per_second, r.burst_capacity)))
         }
         PolicyType::BytesLimiting => {
             let b = c.bytes_limiting.as_ref().expect("checked");
-            Node::Bytes(Mutex::new(Bucket::new(
-                b.bytes_per_second,
-                b.burst_capacity,
-            )))
+            Node::Bytes(Mutex::new(bucket(b.bytes_per_second, b.burst_capacity)))
         }
         PolicyType::And => Node::And(
             c.and
@@ -497,12 +463,12 @@ fn eval(node: &Node, f: &TraceFacts, now: Instant) -> Decision {
         Node::Rate(b) => sampled(
             b.lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .allow(f.spans, now),
+                .allow(f.spans as f64, now),
         ),
         Node::Bytes(b) => sampled(
             b.lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .allow(f.bytes, now),
+                .allow(f.bytes as f64, now),
         ),
         Node::And(subs) => {
             let fails = subs.iter().any(|s| {

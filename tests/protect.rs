@@ -1,0 +1,179 @@
+//! Processors that protect backends and data, through the real binary.
+
+mod common;
+
+use common::client::{grpc_call, grpc_frame, http_post};
+use common::{encode_spans, free_port, metric_sum, Spangate};
+use opentelemetry_proto::tonic::trace::v1::Span;
+
+fn spans(seq: u64, n: usize) -> Vec<u8> {
+    encode_spans(
+        (0..n)
+            .map(|i| Span {
+                trace_id: [seq.to_be_bytes(), (i as u64 + 1).to_be_bytes()].concat(),
+                span_id: vec![1; 8],
+                name: "op".into(),
+                ..Default::default()
+            })
+            .collect(),
+    )
+}
+
+#[test]
+fn rate_limiting_refuse_makes_a_real_client_back_off_and_retry() {
+    let (a_http, a_grpc) = (free_port(), free_port());
+    let a = Spangate::start(&format!(
+        "
+receivers:
+  otlp:
+    protocols:
+      http: {{ endpoint: 127.0.0.1:{a_http} }}
+      grpc: {{ endpoint: 127.0.0.1:{a_grpc} }}
+processors:
+  rate_limiting: {{ spans_per_second: 100, burst: 100, on_limit: refuse }}
+exporters:
+  file: {{ path: ./out.jsonl }}
+service:
+  pipelines:
+    traces: {{ receivers: [otlp], processors: [rate_limiting], exporters: [file] }}
+"
+    ));
+    // Raw: the burst passes, the next request gets 429 with Retry-After, gRPC gets
+    // RESOURCE_EXHAUSTED with RetryInfo.
+    assert_eq!(
+        http_post(
+            a_http,
+            "/v1/traces",
+            &[("content-type", "application/x-protobuf")],
+            &spans(1, 100)
+        )
+        .0,
+        200
+    );
+    let (s, headers, _) = http_post(
+        a_http,
+        "/v1/traces",
+        &[("content-type", "application/x-protobuf")],
+        &spans(2, 50),
+    );
+    assert_eq!(s, 429);
+    assert!(
+        headers.iter().any(|(k, v)| k == "retry-after" && v == "1"),
+        "{headers:?}"
+    );
+    let (code, _, _, details) = grpc_call(
+        a_grpc,
+        "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+        &[],
+        grpc_frame(false, &spans(3, 50)),
+    );
+    assert_eq!((code, details), (8, true));
+
+    // A real client: spangate B's otlphttp exporter retries on 429, honouring Retry-After.
+    let b_http = free_port();
+    let b = Spangate::start(&format!(
+        "
+receivers:
+  otlp:
+    protocols: {{ http: {{ endpoint: 127.0.0.1:{b_http} }} }}
+exporters:
+  otlphttp:
+    endpoint: http://127.0.0.1:{a_http}
+    retry_on_failure: {{ initial_interval: 100ms, max_interval: 1s }}
+    sending_queue: {{ num_consumers: 2 }}
+service:
+  pipelines:
+    traces: {{ receivers: [otlp], exporters: [otlphttp] }}
+"
+    ));
+    for seq in 10..16 {
+        assert_eq!(
+            http_post(
+                b_http,
+                "/v1/traces",
+                &[("content-type", "application/x-protobuf")],
+                &spans(seq, 50)
+            )
+            .0,
+            200
+        );
+    }
+    b.wait_metric(
+        "spangate_exporter_sent_spans_total",
+        &[("exporter", "otlphttp")],
+        300.0,
+        20,
+    );
+    assert_eq!(
+        b.metric(
+            "spangate_exporter_send_failed_spans_total",
+            &[("exporter", "otlphttp")]
+        ),
+        0.0
+    );
+    let text = a.scrape();
+    assert_eq!(
+        metric_sum(&text, "spangate_receiver_accepted_spans_total", &[]),
+        400.0
+    );
+    assert!(
+        metric_sum(
+            &text,
+            "spangate_receiver_refused_spans_total",
+            &[("reason", "refused_by_processor")]
+        ) >= 200.0,
+        "{text}"
+    );
+    a.wait_metric(
+        "spangate_exporter_sent_spans_total",
+        &[("exporter", "file")],
+        400.0,
+        10,
+    );
+}
+
+#[test]
+fn rate_limiting_drop_counts_exactly_what_it_drops() {
+    let http = free_port();
+    let sg = Spangate::start(&format!(
+        "
+receivers:
+  otlp:
+    protocols: {{ http: {{ endpoint: 127.0.0.1:{http} }} }}
+processors:
+  rate_limiting: {{ spans_per_second: 1, burst: 250, key: service.name }}
+exporters:
+  file: {{ path: ./out.jsonl }}
+service:
+  pipelines:
+    traces: {{ receivers: [otlp], processors: [rate_limiting], exporters: [file] }}
+"
+    ));
+    for seq in 0..5 {
+        assert_eq!(
+            http_post(
+                http,
+                "/v1/traces",
+                &[("content-type", "application/x-protobuf")],
+                &spans(seq, 100)
+            )
+            .0,
+            200
+        );
+    }
+    // 500 one-span traces against a burst of 250 (and 1/s refill during the test).
+    let text = sg.scrape();
+    let dropped = metric_sum(
+        &text,
+        "spangate_processor_dropped_spans_total",
+        &[("reason", "rate_limited")],
+    );
+    assert!((240.0..=250.0).contains(&dropped), "{dropped}");
+    sg.wait_metric(
+        "spangate_exporter_sent_spans_total",
+        &[("exporter", "file")],
+        500.0 - dropped,
+        10,
+    );
+    sg.wait_metric("spangate_pipeline_inflight_spans", &[], 0.0, 10);
+}
