@@ -21,7 +21,7 @@ done
 
 say "cargo fmt --check"
 cargo fmt --all -- --check
-say "cargo clippy --all-targets -- -D warnings"
-cargo clippy --all-targets -- -D warnings
-say "cargo test (unit, black-box, benches in test mode)"
-cargo test --all-targets
+say "cargo clippy --workspace --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+say "cargo test --workspace (unit, black-box, plugins, benches in test mode)"
+cargo test --workspace --all-targets

@@ -177,3 +177,85 @@ service:
     );
     sg.wait_metric("spangate_pipeline_inflight_spans", &[], 0.0, 10);
 }
+
+#[test]
+fn span_name_normalizer_plugin_runs_like_a_builtin() {
+    let http = free_port();
+    let sg = Spangate::start(&format!(
+        "
+receivers:
+  otlp:
+    protocols: {{ http: {{ endpoint: 127.0.0.1:{http} }} }}
+processors:
+  span_name_normalizer:
+    rules: [ {{ pattern: '^SELECT .* FROM (\\w+).*$', replacement: 'SELECT $1' }} ]
+exporters:
+  file: {{ path: ./out.jsonl }}
+service:
+  pipelines:
+    traces: {{ receivers: [otlp], processors: [span_name_normalizer], exporters: [file] }}
+"
+    ));
+    let names = [
+        "GET /users/8812/orders/9",
+        "GET /carts/5f0c2a1e-9a43-4c1b-8f62-0d3b7e2c9a10?x=1",
+        "SELECT id FROM orders WHERE id = 7",
+    ];
+    let body = encode_spans(
+        names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| Span {
+                trace_id: vec![i as u8 + 1; 16],
+                span_id: vec![1; 8],
+                name: n.to_string(),
+                ..Default::default()
+            })
+            .collect(),
+    );
+    assert_eq!(
+        http_post(
+            http,
+            "/v1/traces",
+            &[("content-type", "application/x-protobuf")],
+            &body
+        )
+        .0,
+        200
+    );
+    sg.wait_metric(
+        "spangate_exporter_sent_spans_total",
+        &[("exporter", "file")],
+        3.0,
+        10,
+    );
+    let out = std::fs::read_to_string(sg.path("out.jsonl")).unwrap();
+    for want in [
+        "GET /users/{id}/orders/{id}",
+        "GET /carts/{id}",
+        "SELECT orders",
+    ] {
+        assert!(
+            out.contains(&format!("\"name\":\"{want}\"")),
+            "{want} in {out}"
+        );
+    }
+    // Its config is checked by `validate` like any component's.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("bad.yaml"),
+        "receivers: {otlp: {protocols: {http: {endpoint: 127.0.0.1:1}}}}\nprocessors:\n  span_name_normalizer:\n    rules: [ { pattern: '(', replacement: x } ]\nexporters: {debug: }\nservice: {pipelines: {traces: {receivers: [otlp], processors: [span_name_normalizer], exporters: [debug]}}}\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_spangate"))
+        .args(["validate", "--config", "bad.yaml"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with("error: processors.span_name_normalizer.rules[0].pattern: invalid regex"),
+        "{err}"
+    );
+}

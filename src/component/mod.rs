@@ -5,6 +5,7 @@
 //! bounded channel in front); exporters make one attempt per call and leave queueing, retry,
 //! timeouts and metrics to [`crate::exporters::helper`].
 
+pub mod plugin;
 pub mod registry;
 
 use std::fmt;

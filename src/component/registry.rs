@@ -9,7 +9,8 @@ use super::{ExporterConfig, ProcessorConfig, ReceiverConfig};
 
 /// (field path inside the component, problem).
 pub type Problems = Vec<(String, String)>;
-pub type ParseFn<C> = fn(&Value) -> Result<Arc<C>, Problems>;
+/// Parses and checks one component's config (a closure, so plugins can sit behind it).
+pub type ParseFn<C> = Arc<dyn Fn(&Value) -> Result<Arc<C>, Problems> + Send + Sync>;
 
 pub struct Factory<C: ?Sized> {
     /// The type name written in the config (`otlp`, `batch`).
@@ -21,7 +22,7 @@ impl<C: ?Sized> Clone for Factory<C> {
     fn clone(&self) -> Self {
         Factory {
             kind: self.kind,
-            parse: self.parse,
+            parse: self.parse.clone(),
         }
     }
 }
@@ -48,19 +49,46 @@ impl Registry {
         crate::receivers::register(&mut r);
         crate::processors::register(&mut r);
         crate::exporters::register(&mut r);
+        super::plugin::register_compiled_in(&mut r);
         r
     }
 
-    pub fn add_receiver(&mut self, kind: &'static str, parse: ParseFn<dyn ReceiverConfig>) {
-        self.receivers.push(Factory { kind, parse });
+    pub fn add_receiver(
+        &mut self,
+        kind: &'static str,
+        parse: fn(&Value) -> Result<Arc<dyn ReceiverConfig>, Problems>,
+    ) {
+        self.receivers.push(Factory {
+            kind,
+            parse: Arc::new(parse),
+        });
     }
 
-    pub fn add_processor(&mut self, kind: &'static str, parse: ParseFn<dyn ProcessorConfig>) {
+    pub fn add_processor(
+        &mut self,
+        kind: &'static str,
+        parse: fn(&Value) -> Result<Arc<dyn ProcessorConfig>, Problems>,
+    ) {
+        self.add_processor_factory(kind, Arc::new(parse));
+    }
+
+    pub fn add_processor_factory(
+        &mut self,
+        kind: &'static str,
+        parse: ParseFn<dyn ProcessorConfig>,
+    ) {
         self.processors.push(Factory { kind, parse });
     }
 
-    pub fn add_exporter(&mut self, kind: &'static str, parse: ParseFn<dyn ExporterConfig>) {
-        self.exporters.push(Factory { kind, parse });
+    pub fn add_exporter(
+        &mut self,
+        kind: &'static str,
+        parse: fn(&Value) -> Result<Arc<dyn ExporterConfig>, Problems>,
+    ) {
+        self.exporters.push(Factory {
+            kind,
+            parse: Arc::new(parse),
+        });
     }
 
     pub fn receiver(&self, kind: &str) -> Option<&Factory<dyn ReceiverConfig>> {

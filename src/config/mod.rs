@@ -137,13 +137,13 @@ fn parse_root(
         }
     }
     let receivers = parse_section(map.get("receivers"), "receivers", lines, diags, |kind| {
-        registry.receiver(kind).map(|f| (f.parse, f.kind))
+        registry.receiver(kind).map(|f| (f.parse.clone(), f.kind))
     });
     let processors = parse_section(map.get("processors"), "processors", lines, diags, |kind| {
-        registry.processor(kind).map(|f| (f.parse, f.kind))
+        registry.processor(kind).map(|f| (f.parse.clone(), f.kind))
     });
     let exporters = parse_section(map.get("exporters"), "exporters", lines, diags, |kind| {
-        registry.exporter(kind).map(|f| (f.parse, f.kind))
+        registry.exporter(kind).map(|f| (f.parse.clone(), f.kind))
     });
     let known = |section: &str| -> String { registry.kinds(section).join(", ") };
     for (section, unknown) in [

@@ -1,0 +1,247 @@
+//! `span_name_normalizer`: rewrites high-cardinality span names so they group in backends:
+//! `GET /users/8812/orders/9` -> `GET /users/{id}/orders/{id}`.
+//!
+//! ```yaml
+//! processors:
+//!   span_name_normalizer:
+//!     builtin: true            # numbers, UUIDs and hex ids in path segments and words -> {id}
+//!     placeholder: "{id}"
+//!     drop_query: true         # `GET /a?b=1` -> `GET /a`
+//!     rules:                   # then these, in order (regex, `$1` references allowed)
+//!       - { pattern: "^SELECT .* FROM (\\w+).*$", replacement: "SELECT $1" }
+//! ```
+
+use regex::Regex;
+use serde::Deserialize;
+use spangate_plugin_api::{
+    trace::ResourceSpans, Problem, ProcessorPlugin, Removed, SpanTransform, Value,
+};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Config {
+    #[serde(default = "yes")]
+    builtin: bool,
+    #[serde(default = "default_placeholder")]
+    placeholder: String,
+    #[serde(default = "yes")]
+    drop_query: bool,
+    #[serde(default)]
+    rules: Vec<RuleConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleConfig {
+    pattern: String,
+    replacement: String,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_placeholder() -> String {
+    "{id}".into()
+}
+
+pub struct Plugin;
+
+impl ProcessorPlugin for Plugin {
+    fn kind(&self) -> &'static str {
+        "span_name_normalizer"
+    }
+
+    fn build(&self, config: &Value) -> Result<Box<dyn SpanTransform>, Vec<Problem>> {
+        let cfg: Config =
+            Config::deserialize(config).map_err(|e| vec![(String::new(), e.to_string())])?;
+        let mut problems = Vec::new();
+        let mut rules = Vec::new();
+        for (i, r) in cfg.rules.iter().enumerate() {
+            match Regex::new(&r.pattern) {
+                Ok(re) => rules.push((re, r.replacement.clone())),
+                Err(e) => {
+                    problems.push((format!("rules[{i}].pattern"), format!("invalid regex: {e}")))
+                }
+            }
+        }
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        Ok(Box::new(Normalizer {
+            builtin: cfg.builtin,
+            placeholder: cfg.placeholder,
+            drop_query: cfg.drop_query,
+            rules,
+        }))
+    }
+}
+
+struct Normalizer {
+    builtin: bool,
+    placeholder: String,
+    drop_query: bool,
+    rules: Vec<(Regex, String)>,
+}
+
+/// A token that identifies one thing rather than a kind of thing.
+fn is_id(token: &str) -> bool {
+    if token.is_empty() {
+        return false;
+    }
+    let bytes = token.as_bytes();
+    if bytes.iter().all(u8::is_ascii_digit) {
+        return true;
+    }
+    // UUID: 8-4-4-4-12 hex digits.
+    let groups: Vec<&str> = token.split('-').collect();
+    if groups.len() == 5
+        && groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12])
+        && groups
+            .iter()
+            .all(|g| g.bytes().all(|b| b.is_ascii_hexdigit()))
+    {
+        return true;
+    }
+    // Hex ids (object ids, hashes): long, all hex, with at least one digit (not a word like
+    // "deadbeef"-free English).
+    bytes.len() >= 8
+        && bytes.iter().all(u8::is_ascii_hexdigit)
+        && bytes.iter().any(u8::is_ascii_digit)
+}
+
+impl Normalizer {
+    /// The normalized name, or `None` when nothing changes (no allocation then).
+    fn normalize(&self, name: &str) -> Option<String> {
+        let mut out: Option<String> = None;
+        if self.drop_query {
+            if let Some(q) = name.find('?') {
+                let end = name[q..].find(' ').map_or(name.len(), |e| q + e);
+                out = Some(format!("{}{}", &name[..q], &name[end..]));
+            }
+        }
+        if self.builtin {
+            let current = out.as_deref().unwrap_or(name);
+            let needs = current.split([' ', '/']).any(is_id);
+            if needs {
+                let rewritten: Vec<String> = current
+                    .split(' ')
+                    .map(|word| {
+                        word.split('/')
+                            .map(|seg| {
+                                if is_id(seg) {
+                                    self.placeholder.as_str()
+                                } else {
+                                    seg
+                                }
+                            })
+                            .collect::<Vec<_>>()
+                            .join("/")
+                    })
+                    .collect();
+                out = Some(rewritten.join(" "));
+            }
+        }
+        for (re, replacement) in &self.rules {
+            let current = out.as_deref().unwrap_or(name);
+            if re.is_match(current) {
+                out = Some(re.replace_all(current, replacement.as_str()).into_owned());
+            }
+        }
+        out
+    }
+}
+
+impl SpanTransform for Normalizer {
+    fn transform(&self, spans: &mut Vec<ResourceSpans>) -> Removed {
+        for span in spans
+            .iter_mut()
+            .flat_map(|r| &mut r.scope_spans)
+            .flat_map(|s| &mut s.spans)
+        {
+            if let Some(n) = self.normalize(&span.name) {
+                span.name = n;
+            }
+        }
+        Removed::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name_of(t: &dyn SpanTransform, name: &str) -> String {
+        use spangate_plugin_api::trace::{ScopeSpans, Span};
+        let mut rs = vec![ResourceSpans {
+            scope_spans: vec![ScopeSpans {
+                spans: vec![Span {
+                    name: name.into(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }];
+        t.transform(&mut rs);
+        rs[0].scope_spans[0].spans[0].name.clone()
+    }
+
+    #[test]
+    fn builtin_rules() {
+        let n = Plugin.build(&Value::Object(Default::default())).unwrap();
+        assert_eq!(
+            name_of(&*n, "GET /users/8812/orders/9"),
+            "GET /users/{id}/orders/{id}"
+        );
+        assert_eq!(
+            name_of(&*n, "GET /carts/5f0c2a1e-9a43-4c1b-8f62-0d3b7e2c9a10"),
+            "GET /carts/{id}"
+        );
+        assert_eq!(
+            name_of(&*n, "GET /objects/507f1f77bcf86cd799439011?x=1"),
+            "GET /objects/{id}"
+        );
+        assert_eq!(name_of(&*n, "GET /api/v2/health"), "GET /api/v2/health");
+        assert_eq!(name_of(&*n, "SELECT shop.orders"), "SELECT shop.orders");
+        assert_eq!(name_of(&*n, "job 12345 done"), "job {id} done");
+        assert_eq!(
+            name_of(&*n, "GET /decade/facade"),
+            "GET /decade/facade",
+            "hex words without digits stay"
+        );
+    }
+
+    #[test]
+    fn custom_rules_and_errors() {
+        let mut cfg = serde_json_map();
+        cfg.insert("placeholder".into(), Value::String(":id".into()));
+        cfg.insert(
+            "rules".into(),
+            Value::Array(vec![rule("^SELECT .* FROM (\\w+).*$", "SELECT $1")]),
+        );
+        let n = Plugin.build(&Value::Object(cfg)).unwrap();
+        assert_eq!(
+            name_of(&*n, "SELECT a, b FROM orders WHERE id = 4"),
+            "SELECT orders"
+        );
+        assert_eq!(name_of(&*n, "PUT /a/77"), "PUT /a/:id");
+        let mut bad = serde_json_map();
+        bad.insert("rules".into(), Value::Array(vec![rule("(", "x")]));
+        let err = Plugin.build(&Value::Object(bad)).err().unwrap();
+        assert_eq!(err[0].0, "rules[0].pattern");
+        let mut unknown = serde_json_map();
+        unknown.insert("nope".into(), Value::Bool(true));
+        assert!(Plugin.build(&Value::Object(unknown)).is_err());
+    }
+
+    fn serde_json_map() -> spangate_plugin_api::Map<String, Value> {
+        spangate_plugin_api::Map::new()
+    }
+
+    fn rule(p: &str, r: &str) -> Value {
+        let mut m = serde_json_map();
+        m.insert("pattern".into(), Value::String(p.into()));
+        m.insert("replacement".into(), Value::String(r.into()));
+        Value::Object(m)
+    }
+}
