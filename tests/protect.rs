@@ -259,3 +259,105 @@ service:
         "{err}"
     );
 }
+
+#[test]
+fn redaction_and_allowlist_scrub_what_leaves() {
+    use opentelemetry_proto::tonic::common::v1::{any_value::Value, AnyValue, KeyValue};
+    let http = free_port();
+    let sg = Spangate::start_with(
+        &format!(
+            "
+receivers:
+  otlp:
+    protocols: {{ http: {{ endpoint: 127.0.0.1:{http} }} }}
+processors:
+  allowlist: {{ span: [http.*, user.*, card] }}
+  redaction:
+    builtin: [email, credit_card]
+    url_query_params: [token]
+    action: hash
+    hash_key: ${{env:REDACTION_KEY}}
+    summary: info
+exporters:
+  file: {{ path: ./out.jsonl }}
+service:
+  pipelines:
+    traces: {{ receivers: [otlp], processors: [allowlist, redaction], exporters: [file] }}
+"
+        ),
+        &[("REDACTION_KEY", "k1")],
+    );
+    let kv = |k: &str, v: &str| KeyValue {
+        key: k.into(),
+        value: Some(AnyValue {
+            value: Some(Value::StringValue(v.into())),
+        }),
+        ..Default::default()
+    };
+    let body = encode_spans(vec![Span {
+        trace_id: vec![1; 16],
+        span_id: vec![1; 8],
+        name: "checkout".into(),
+        attributes: vec![
+            kv("user.email", "jane@example.com"),
+            kv("card", "4111111111111111"),
+            kv("http.url", "https://x.io/pay?token=abc&step=2"),
+            kv("db.statement", "SELECT * FROM cards"),
+        ],
+        ..Default::default()
+    }]);
+    assert_eq!(
+        http_post(
+            http,
+            "/v1/traces",
+            &[("content-type", "application/x-protobuf")],
+            &body
+        )
+        .0,
+        200
+    );
+    sg.wait_metric(
+        "spangate_exporter_sent_spans_total",
+        &[("exporter", "file")],
+        1.0,
+        10,
+    );
+    let out = std::fs::read_to_string(sg.path("out.jsonl")).unwrap();
+    for secret in [
+        "jane@example.com",
+        "4111111111111111",
+        "token=abc",
+        "db.statement",
+    ] {
+        assert!(!out.contains(secret), "{secret} in {out}");
+    }
+    assert!(
+        out.contains("step=2") && out.contains("redaction.masked.count"),
+        "{out}"
+    );
+    let text = sg.scrape();
+    assert_eq!(
+        metric_sum(
+            &text,
+            "spangate_processor_redactions_total",
+            &[("kind", "email")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        metric_sum(
+            &text,
+            "spangate_processor_redactions_total",
+            &[("kind", "credit_card")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        metric_sum(
+            &text,
+            "spangate_processor_removed_attributes_total",
+            &[("scope", "span")]
+        ),
+        1.0
+    );
+}

@@ -194,6 +194,14 @@ impl Metrics {
         )
     }
 
+    pub fn processor_redactions(&self, processor: &str, kind: &str) -> Counter {
+        self.counter(
+            "spangate_processor_redactions_total",
+            "Values a redaction processor masked or removed, by what found them (a built-in, blocked_value, blocked_key, url_param, removed_key).",
+            &[("processor", processor), ("kind", kind)],
+        )
+    }
+
     pub fn exporter_sent(&self, exporter: &str) -> Counter {
         self.counter(
             "spangate_exporter_sent_spans_total",
