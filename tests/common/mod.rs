@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod client;
+pub mod kafka;
 pub mod sink;
 
 use std::io::Read;

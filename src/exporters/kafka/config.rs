@@ -1,0 +1,115 @@
+//! `exporters.kafka`.
+
+use std::sync::Arc;
+
+use serde::Deserialize;
+
+use crate::component::registry::{parse_config, Check, Problems};
+use crate::component::{BuildError, Exporter, ExporterConfig, ExporterContext};
+use crate::exporter_helper_fields;
+use crate::exporters::helper::HelperSettings;
+
+#[derive(Debug, Clone, Copy, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Encoding {
+    /// One protobuf `ExportTraceServiceRequest` per message.
+    #[default]
+    OtlpProto,
+    /// One OTLP/JSON `ExportTraceServiceRequest` per message.
+    OtlpJson,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PartitionBy {
+    /// Message key = trace id: every span of a trace lands in one partition.
+    #[default]
+    TraceId,
+    /// Message key = the session attribute (trace id when a span has none).
+    Session,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Compression {
+    #[default]
+    None,
+    Gzip,
+}
+
+exporter_helper_fields! {
+    #[derive(Debug, Clone, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct KafkaExporterConfig {
+        /// Bootstrap brokers, `host:port`.
+        pub brokers: Vec<String>,
+        /// Topic to produce to (default `otlp_spans`).
+        #[serde(default = "default_topic")]
+        pub topic: String,
+        /// `otlp_proto` (default) or `otlp_json`.
+        #[serde(default)]
+        pub encoding: Encoding,
+        /// `trace_id` (default) or `session`.
+        #[serde(default)]
+        pub partition_by: PartitionBy,
+        /// Span (then resource) attribute naming the session, for `partition_by: session`.
+        #[serde(default = "default_session_attribute")]
+        pub session_attribute: String,
+        /// Kafka client id (default `spangate`).
+        #[serde(default = "default_client_id")]
+        pub client_id: String,
+        /// Message compression: `none` (default) or `gzip`.
+        #[serde(default)]
+        pub compression: Compression,
+    }
+}
+
+fn default_topic() -> String {
+    "otlp_spans".into()
+}
+fn default_session_attribute() -> String {
+    "session.id".into()
+}
+fn default_client_id() -> String {
+    "spangate".into()
+}
+
+impl Check for KafkaExporterConfig {
+    fn check(&self) -> Problems {
+        let mut out = self.helper_settings().check();
+        if self.brokers.is_empty() {
+            out.push((
+                "brokers".into(),
+                "list at least one broker (host:port)".into(),
+            ));
+        }
+        for (i, b) in self.brokers.iter().enumerate() {
+            let ok = b
+                .rsplit_once(':')
+                .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
+            if !ok {
+                out.push((format!("brokers[{i}]"), format!("`{b}` is not host:port")));
+            }
+        }
+        if self.topic.is_empty() {
+            out.push(("topic".into(), "must not be empty".into()));
+        }
+        out
+    }
+}
+
+pub fn parse(v: &serde_json::Value) -> Result<Arc<dyn ExporterConfig>, Problems> {
+    Ok(Arc::new(parse_config::<KafkaExporterConfig>(v)?))
+}
+
+impl ExporterConfig for KafkaExporterConfig {
+    fn helper(&self) -> HelperSettings {
+        self.helper_settings()
+    }
+
+    fn build(&self, ctx: &ExporterContext) -> Result<Arc<dyn Exporter>, BuildError> {
+        Ok(Arc::new(
+            super::KafkaExporter::new(self).map_err(|e| BuildError::new(&ctx.id, e))?,
+        ))
+    }
+}
