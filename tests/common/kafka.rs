@@ -36,12 +36,14 @@ pub fn broker() -> &'static str {
         );
         let port = super::free_port();
         let url = format!("tcp://127.0.0.1:{port}");
-        // A watchdog ends the broker when this test process goes away.
+        // A watchdog ends the broker when this test process goes away; it outlives us by
+        // design, so it is not waited for.
         let script = format!(
             "'{}' broker --listener-url {url} --advertised-listener-url {url} --silent & b=$!; while kill -0 {} 2>/dev/null; do sleep 1; done; kill $b",
             bin.display(),
             std::process::id()
         );
+        #[allow(clippy::zombie_processes)]
         Command::new("sh")
             .arg("-c")
             .arg(script)
