@@ -103,7 +103,7 @@ fn memory_per_span() {
         .sum();
     let now = Instant::now();
     for r in reqs {
-        let _ = st.insert(r.resource_spans, now);
+        let _ = st.insert(r.resource_spans, &[], now);
     }
     let held = (LIVE.load(Ordering::Relaxed) - before).max(0) as f64;
     println!(
@@ -123,7 +123,7 @@ fn throughput(c: &mut Criterion) {
     // (decided and released), a steady state at the bound.
     let fill = if full_size() { 6250 } else { 10 };
     for r in requests(0, fill) {
-        let _ = st.insert(r.resource_spans, now);
+        let _ = st.insert(r.resource_spans, &[], now);
     }
     if full_size() {
         assert_eq!(st.traces(), 50_000);
@@ -140,7 +140,7 @@ fn throughput(c: &mut Criterion) {
             },
             |reqs| {
                 for r in reqs {
-                    std::hint::black_box(st.insert(r.resource_spans, now));
+                    std::hint::black_box(st.insert(r.resource_spans, &[], now));
                 }
             },
             BatchSize::SmallInput,

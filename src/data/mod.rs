@@ -1,6 +1,7 @@
 //! The unit of work: [`SpanBatch`], OTLP protobuf `ResourceSpans` as received (no conversion on
 //! the hot path) with a cached span count, its accounting guard and a shared encoding cache.
 
+pub mod ack;
 pub mod gzip;
 pub mod json;
 pub mod rpc;
@@ -83,6 +84,8 @@ pub struct SpanBatch {
     resource_spans: Vec<ResourceSpans>,
     spans: usize,
     tally: Tally,
+    /// Sources waiting for these spans to be done (dropped with the batch).
+    acks: Vec<ack::Ack>,
     /// Protobuf encoding behind a 5-byte gRPC frame header, computed once and shared by every
     /// exporter of the batch (gRPC sends it as is; others take the message after the header).
     encoded: OnceLock<Bytes>,
@@ -104,8 +107,19 @@ impl SpanBatch {
             resource_spans,
             spans,
             tally: Tally::default(),
+            acks: Vec::new(),
             encoded: OnceLock::new(),
         }
+    }
+
+    /// Ties these spans to a source acknowledgement.
+    pub fn add_ack(&mut self, ack: ack::Ack) {
+        self.acks.push(ack);
+    }
+
+    /// Moves the acknowledgements out (a stage that keeps the spans in another form holds them).
+    pub fn take_acks(&mut self) -> Vec<ack::Ack> {
+        std::mem::take(&mut self.acks)
     }
 
     pub fn len(&self) -> usize {
@@ -173,15 +187,18 @@ impl SpanBatch {
         self.tally.on_loss = on_loss;
     }
 
-    /// A copy for another pipeline: same spans, fresh accounting.
+    /// A copy for another pipeline: same spans (and source acks), fresh accounting.
     pub fn duplicate(&self) -> SpanBatch {
-        SpanBatch::new(self.resource_spans.clone())
+        let mut b = SpanBatch::new(self.resource_spans.clone());
+        b.acks = self.acks.clone();
+        b
     }
 
     /// Appends `other` (same pipeline), taking over its accounting.
     pub fn absorb(&mut self, mut other: SpanBatch) {
         self.encoded = OnceLock::new();
         self.resource_spans.append(&mut other.resource_spans);
+        self.acks.append(&mut other.acks);
         self.spans += other.spans;
         self.tally.spans += std::mem::take(&mut other.tally.spans);
         if self.tally.inflight.is_none() {
@@ -198,6 +215,7 @@ impl SpanBatch {
         if n >= self.spans {
             let all = std::mem::take(&mut self.resource_spans);
             let mut out = SpanBatch::new(all);
+            out.acks = std::mem::take(&mut self.acks);
             out.tally.spans = std::mem::take(&mut self.tally.spans);
             out.tally.inflight = self.tally.inflight.clone();
             out.tally.on_loss = self.tally.on_loss.clone();
@@ -240,6 +258,8 @@ impl SpanBatch {
             front.push(taken);
         }
         let mut out = SpanBatch::new(front);
+        // Both parts hold the sources' spans: each keeps the acks alive.
+        out.acks = self.acks.clone();
         self.spans -= n;
         let moved = (n as u64).min(self.tally.spans);
         self.tally.spans -= moved;

@@ -207,9 +207,11 @@ impl TailSampler {
                             // The batch's guard counts its spans as lost until they are in the
                             // store (a task aborted before it ran); from here the store counts.
                             store.adopt_gauge(batch.release_accounting());
+                            let acks = batch.take_acks();
                             let rs = std::mem::take(batch.resource_spans_mut());
                             let spans = batch.len();
-                            let r = crate::data::heavy(spans, || store.insert(rs, Instant::now()));
+                            let r = crate::data::heavy(spans, || store.insert(rs, &acks, Instant::now()));
+                            drop(acks);
                             // Free the slot before waiting on the loop, which may itself be
                             // waiting for a slot.
                             drop(permit);
@@ -259,15 +261,18 @@ async fn emit(store: &Store, released: Released, output: &Segment) {
             take += 1;
         }
         let chunk: Vec<store::Trace> = traces.drain(..take).collect();
-        let rs = crate::data::heavy(spans, || {
-            let mut rs = store::assemble(chunk);
+        let (rs, acks) = crate::data::heavy(spans, || {
+            let (mut rs, acks) = store::assemble(chunk);
             // Spans that arrived before the one naming the session get the stamp now.
             if let Some((index, key)) = store.session_link().get() {
                 crate::processors::session::stamp_all(&index, &key, &mut rs, Instant::now());
             }
-            rs
+            (rs, acks)
         });
         let mut batch = SpanBatch::new(rs);
+        for a in acks {
+            batch.add_ack(a);
+        }
         batch.adopt(store.inflight());
         output.send(batch).await;
     }

@@ -16,6 +16,7 @@ use prost::Message;
 use super::cache::{NotSampledFilter, SampledCache, TraceId};
 use super::policy::{Policies, TraceFacts};
 use super::TsMetrics;
+use crate::data::ack::Ack;
 use crate::data::trace_key;
 use crate::processors::session::SessionLink;
 use crate::telemetry::metrics::Gauge;
@@ -43,6 +44,8 @@ pub struct Trace {
     /// Length-delimited encoded spans, back to back.
     buf: Vec<u8>,
     groups: Vec<Group>,
+    /// Sources (Kafka messages) waiting for this trace's decision.
+    acks: Vec<Ack>,
 }
 
 impl Trace {
@@ -57,6 +60,7 @@ impl Trace {
             seq,
             buf: Vec::new(),
             groups: Vec::new(),
+            acks: Vec::new(),
         }
     }
 
@@ -73,15 +77,19 @@ impl Trace {
 
     /// Heap bytes this trace holds (its share of headers excluded: they are shared).
     fn heap_bytes(&self) -> usize {
-        self.buf.capacity() + self.groups.capacity() * std::mem::size_of::<Group>()
+        self.buf.capacity()
+            + self.groups.capacity() * std::mem::size_of::<Group>()
+            + self.acks.capacity() * std::mem::size_of::<Ack>()
     }
 }
 
-/// Decoded spans of kept traces, merged by header.
-pub fn assemble(traces: Vec<Trace>) -> Vec<ResourceSpans> {
+/// Decoded spans of kept traces, merged by header, with their sources' acks.
+pub fn assemble(traces: Vec<Trace>) -> (Vec<ResourceSpans>, Vec<Ack>) {
     let mut out: Vec<ResourceSpans> = Vec::new();
+    let mut acks: Vec<Ack> = Vec::new();
     let mut index: HashMap<*const Header, usize> = HashMap::new();
-    for t in traces {
+    for mut t in traces {
+        acks.append(&mut t.acks);
         let mut start = 0;
         for g in &t.groups {
             let mut slice = &t.buf[start..g.end];
@@ -108,7 +116,7 @@ pub fn assemble(traces: Vec<Trace>) -> Vec<ResourceSpans> {
             }
         }
     }
-    out
+    (out, acks)
 }
 
 struct Shard {
@@ -273,9 +281,15 @@ impl Store {
         }
     }
 
-    /// Buffers the spans of `resource_spans`. Returns what must go downstream now: spans of
-    /// traces already kept, and traces decided early to make room.
-    pub fn insert(&self, resource_spans: Vec<ResourceSpans>, now: Instant) -> Released {
+    /// Buffers the spans of `resource_spans`; every trace they touch holds `acks` until it is
+    /// decided. Returns what must go downstream now: spans of traces already kept, and traces
+    /// decided early to make room.
+    pub fn insert(
+        &self,
+        resource_spans: Vec<ResourceSpans>,
+        acks: &[Ack],
+        now: Instant,
+    ) -> Released {
         let mut scratch = Vec::new();
         let mut pending: Vec<Vec<Pending>> = (0..self.shards.len()).map(|_| Vec::new()).collect();
         for mut rs in resource_spans {
@@ -313,8 +327,25 @@ impl Store {
                 continue;
             }
             let mut shard = self.lock(i);
+            let mut touched: Vec<TraceId> = Vec::new();
             for p in items {
+                if !acks.is_empty() && touched.last() != Some(&p.id) {
+                    touched.push(p.id);
+                }
                 self.place(&mut shard, p, &scratch, now, &mut out);
+            }
+            if !acks.is_empty() {
+                touched.sort_unstable();
+                touched.dedup();
+                for id in touched {
+                    if let Some(t) = shard.traces.get_mut(&id) {
+                        t.acks.extend_from_slice(acks);
+                    }
+                }
+                // Late spans of kept traces leave now; they carry the acks too.
+                for t in out.kept.iter_mut().filter(|t| t.acks.is_empty()) {
+                    t.acks.extend_from_slice(acks);
+                }
             }
             let max = self.limits.max_bytes;
             while max > 0 && self.bytes.load(Ordering::Relaxed) > max {

@@ -120,6 +120,7 @@ fn store(policies: &str) -> Store {
 
 fn kept_traces(released: super::store::Released) -> HashSet<u128> {
     assemble(released.kept)
+        .0
         .iter()
         .flat_map(|r| &r.scope_spans)
         .flat_map(|s| &s.spans)
@@ -131,7 +132,7 @@ fn kept_traces(released: super::store::Released) -> HashSet<u128> {
 fn run(st: &Store, traces: Vec<(Vec<KeyValue>, Vec<Sp>)>) -> HashSet<u128> {
     let t0 = Instant::now();
     for (res, spans) in traces {
-        st.insert(rs(res, spans.iter().map(span).collect()), t0);
+        st.insert(rs(res, spans.iter().map(span).collect()), &[], t0);
     }
     assert!(
         kept_traces(st.decide_due(t0 + WAIT / 2)).is_empty(),
@@ -478,6 +479,7 @@ fn rate_and_bytes_limiting_are_token_buckets() {
                     })
                     .collect(),
             ),
+            &[],
             t0,
         );
     }
@@ -499,6 +501,7 @@ fn rate_and_bytes_limiting_are_token_buckets() {
                 }),
             ],
         ),
+        &[],
         t0 + Duration::from_secs(1),
     );
     assert_eq!(
@@ -571,6 +574,7 @@ fn whole_traces_leave_together_and_late_spans_follow_the_decision() {
                 }),
             ],
         ),
+        &[],
         t0,
     );
     st.insert(
@@ -584,6 +588,7 @@ fn whole_traces_leave_together_and_late_spans_follow_the_decision() {
                 ..Default::default()
             })],
         ),
+        &[],
         t0 + Duration::from_secs(1),
     );
     st.insert(
@@ -596,9 +601,10 @@ fn whole_traces_leave_together_and_late_spans_follow_the_decision() {
                 ..Default::default()
             })],
         ),
+        &[],
         t0 + Duration::from_secs(2),
     );
-    let out = assemble(st.decide_due(t0 + WAIT).kept);
+    let out = assemble(st.decide_due(t0 + WAIT).kept).0;
     let spans: Vec<&Span> = out
         .iter()
         .flat_map(|r| &r.scope_spans)
@@ -631,6 +637,7 @@ fn whole_traces_leave_together_and_late_spans_follow_the_decision() {
                 }),
             ],
         ),
+        &[],
         t0 + WAIT,
     );
     assert_eq!(kept_traces(late), ids(&[1]));
@@ -664,6 +671,7 @@ fn num_traces_overflow_decides_oldest_early() {
                     ..Default::default()
                 })],
             ),
+            &[],
             t0,
         )));
     }
@@ -697,9 +705,9 @@ fn byte_bounds_root_wait_and_shutdown() {
         })
     };
     // Two traces of ~700 bytes fit; a third pushes the oldest out early.
-    st.insert(rs(vec![], vec![blob(1, 1, 650)]), t0);
-    st.insert(rs(vec![], vec![blob(2, 1, 650)]), t0);
-    let early = kept_traces(st.insert(rs(vec![], vec![blob(3, 1, 650)]), t0));
+    st.insert(rs(vec![], vec![blob(1, 1, 650)]), &[], t0);
+    st.insert(rs(vec![], vec![blob(2, 1, 650)]), &[], t0);
+    let early = kept_traces(st.insert(rs(vec![], vec![blob(3, 1, 650)]), &[], t0));
     assert_eq!(early, ids(&[1]));
     assert!(st.buffered_bytes() <= 2000);
     assert_eq!(
@@ -708,7 +716,7 @@ fn byte_bounds_root_wait_and_shutdown() {
         1
     );
     // A trace over maximum_trace_size_bytes is dropped, as contrib does.
-    st.insert(rs(vec![], vec![blob(4, 1, 800), blob(4, 2, 800)]), t0);
+    st.insert(rs(vec![], vec![blob(4, 1, 800), blob(4, 2, 800)]), &[], t0);
     assert_eq!(
         m.processor_dropped("tail_sampling", "trace_too_large")
             .get(),
@@ -724,6 +732,7 @@ fn byte_bounds_root_wait_and_shutdown() {
                 ..Default::default()
             })],
         ),
+        &[],
         t0,
     );
     assert_eq!(
@@ -895,4 +904,56 @@ fn config_errors_name_the_policy_field() {
     );
     let e = bad("policies:\n  - { name: a, type: composite }\n");
     assert!(e[0].1.contains("unknown variant `composite`"), "{e:?}");
+}
+
+#[test]
+fn source_acks_wait_for_the_decision() {
+    use crate::data::ack::Ack;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let st = store("  - { name: err, type: status_code, status_code: { status_codes: [ERROR] } }");
+    let done = Arc::new(AtomicUsize::new(0));
+    let ack = |d: &Arc<AtomicUsize>| {
+        let d = d.clone();
+        Ack::new(move || {
+            d.fetch_add(1, Ordering::SeqCst);
+        })
+    };
+    let t0 = Instant::now();
+    // Message 1 holds a trace that will be kept and one that will be dropped.
+    st.insert(
+        rs(
+            vec![],
+            vec![
+                span(&Sp {
+                    trace: 1,
+                    id: 1,
+                    status: 2,
+                    ..Default::default()
+                }),
+                span(&Sp {
+                    trace: 2,
+                    id: 1,
+                    ..Default::default()
+                }),
+            ],
+        ),
+        &[ack(&done)],
+        t0,
+    );
+    assert_eq!(done.load(Ordering::SeqCst), 0, "buffered: not done");
+    let released = st.decide_due(t0 + WAIT);
+    assert_eq!(
+        done.load(Ordering::SeqCst),
+        0,
+        "the kept trace still holds the ack"
+    );
+    let (_, acks) = assemble(released.kept);
+    assert_eq!(acks.len(), 1);
+    drop(acks);
+    assert_eq!(
+        done.load(Ordering::SeqCst),
+        1,
+        "done once the kept spans are handed on"
+    );
 }
