@@ -97,3 +97,173 @@ service:
         assert!(used.len() > 1, "{topic}: keys spread over partitions");
     }
 }
+
+fn request(seq: u32, spans: u8) -> Vec<u8> {
+    ExportTraceServiceRequest {
+        resource_spans: vec![opentelemetry_proto::tonic::trace::v1::ResourceSpans {
+            scope_spans: vec![opentelemetry_proto::tonic::trace::v1::ScopeSpans {
+                spans: (0..spans)
+                    .map(|i| Span {
+                        trace_id: [seq.to_be_bytes().to_vec(), vec![7; 12]].concat(),
+                        span_id: vec![i + 1; 8],
+                        name: format!("m{seq}"),
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+    .encode_to_vec()
+}
+
+/// Unique (trace, span) ids in OTLP/JSON lines files.
+fn unique_spans(files: &[std::path::PathBuf]) -> HashSet<(Vec<u8>, Vec<u8>)> {
+    let mut set = HashSet::new();
+    for f in files {
+        for line in std::fs::read_to_string(f).unwrap_or_default().lines() {
+            let Ok(req) = spangate::data::json::decode_request(line.as_bytes()) else {
+                continue;
+            };
+            for s in req
+                .resource_spans
+                .iter()
+                .flat_map(|r| &r.scope_spans)
+                .flat_map(|s| &s.spans)
+            {
+                set.insert((s.trace_id.clone(), s.span_id.clone()));
+            }
+        }
+    }
+    set
+}
+
+#[test]
+fn receiver_consumes_proto_and_json_skips_poison_and_commits() {
+    let broker = common::kafka::broker();
+    common::kafka::create_topic("in-proto", 2);
+    common::kafka::create_topic("in-json", 1);
+    let mut proto: Vec<Vec<u8>> = (0..20).map(|i| request(i, 5)).collect();
+    proto.insert(10, b"\x0a\xff\xff not protobuf".to_vec());
+    common::kafka::produce("in-proto", &proto);
+    // OTLP/JSON as another client writes it: hex ids, camelCase, enum names.
+    let json: Vec<Vec<u8>> = (1..=10)
+        .map(|i| {
+            format!(r#"{{"resourceSpans":[{{"scopeSpans":[{{"spans":[{{"traceId":"{i:032x}","spanId":"00000000000000{i:02x}","name":"j","kind":"SPAN_KIND_SERVER"}}]}}]}}]}}"#)
+                .into_bytes()
+        })
+        .collect();
+    common::kafka::produce("in-json", &json);
+    let sg = Spangate::start(&format!(
+        "
+receivers:
+  kafka/proto: {{ brokers: [{broker}], topic: in-proto, group_id: g-proto, initial_offset: earliest }}
+  kafka/json: {{ brokers: [{broker}], group_id: g-json, initial_offset: earliest, traces: {{ topic: in-json, encoding: otlp_json }} }}
+exporters:
+  file: {{ path: ./out.jsonl }}
+service:
+  pipelines:
+    traces: {{ receivers: [kafka/proto, kafka/json], exporters: [file] }}
+"
+    ));
+    sg.wait_metric(
+        "spangate_exporter_sent_spans_total",
+        &[("exporter", "file")],
+        110.0,
+        90,
+    );
+    assert_eq!(
+        sg.metric(
+            "spangate_receiver_refused_requests_total",
+            &[("receiver", "kafka/proto"), ("reason", "decode_error")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        sg.metric(
+            "spangate_receiver_accepted_spans_total",
+            &[("receiver", "kafka/json"), ("transport", "kafka")]
+        ),
+        10.0
+    );
+    assert!(
+        sg.logs().contains("skipping undecodable message"),
+        "{}",
+        sg.logs()
+    );
+    // Every message (the poison one too) is committed.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let c = common::kafka::committed("g-proto", "in-proto", 2);
+        if c.iter().filter(|o| **o > 0).sum::<i64>() == 21 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "committed {c:?}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn receiver_killed_mid_stream_loses_nothing_after_restart() {
+    let broker = common::kafka::broker();
+    common::kafka::create_topic("in-crash", 2);
+    let messages: Vec<Vec<u8>> = (0..300).map(|i| request(10_000 + i, 2)).collect();
+    common::kafka::produce("in-crash", &messages);
+    let dir = tempfile::tempdir().unwrap();
+    let config = |n: u32| {
+        format!(
+            "
+receivers:
+  kafka: {{ brokers: [{broker}], topic: in-crash, group_id: g-crash, initial_offset: earliest }}
+processors:
+  # Slow consumption down so the kill lands mid-stream (refusals pause the consumer).
+  rate_limiting: {{ spans_per_second: 150, burst: 20, on_limit: refuse }}
+exporters:
+  file: {{ path: {}/run{n}.jsonl }}
+service:
+  pipelines:
+    traces: {{ receivers: [kafka], processors: [rate_limiting], exporters: [file] }}
+",
+            dir.path().display()
+        )
+    };
+    let mut first = Spangate::start(&config(1));
+    sg_wait_some(&first);
+    first.signal("KILL");
+    let _ = first.wait_exit(10);
+    let after_kill = unique_spans(&[dir.path().join("run1.jsonl")]).len();
+    assert!(
+        after_kill < 600,
+        "the kill came after everything was delivered ({after_kill})"
+    );
+    let second = Spangate::start(&config(2));
+    let files = [dir.path().join("run1.jsonl"), dir.path().join("run2.jsonl")];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while unique_spans(&files).len() < 600 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} of 600 spans after restart\n{}",
+            unique_spans(&files).len(),
+            second.logs()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+}
+
+/// Waits until the first instance has exported some spans (after its group join).
+fn sg_wait_some(sg: &Spangate) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    while sg.metric(
+        "spangate_exporter_sent_spans_total",
+        &[("exporter", "file")],
+    ) < 60.0
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nothing consumed\n{}",
+            sg.logs()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}

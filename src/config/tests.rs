@@ -81,7 +81,7 @@ fn broken_configs_name_path_and_line() {
         ),
         (
             "receivers:\n  kafkaa: {}\nservice: {}\n",
-            &["error: receivers.kafkaa: unknown receiver type `kafkaa`, expected one of: otlp (line 2)"],
+            &["error: receivers.kafkaa: unknown receiver type `kafkaa`, expected one of: kafka, otlp (line 2)"],
         ),
         (
             "exporters:\n  otlp: {}\nservice: {}\n",

@@ -114,3 +114,51 @@ pub fn read_all(
     }
     out
 }
+
+/// Produces `payloads` to `topic` (keyed by index) with a plain rdkafka producer.
+pub fn produce(topic: &str, payloads: &[Vec<u8>]) {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", broker())
+        .set("linger.ms", "5")
+        .create()
+        .expect("producer");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        for (i, p) in payloads.iter().enumerate() {
+            let key = i.to_string();
+            producer
+                .send(
+                    FutureRecord::to(topic).key(&key).payload(p),
+                    Duration::from_secs(10),
+                )
+                .await
+                .unwrap_or_else(|(e, _)| panic!("produce: {e}"));
+        }
+    });
+}
+
+/// The offsets `group` committed on `topic` (next offset to read per partition).
+pub fn committed(group: &str, topic: &str, partitions: i32) -> Vec<i64> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", broker())
+        .set("group.id", group)
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition(topic, p);
+    }
+    let got = consumer
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .expect("committed");
+    (0..partitions)
+        .map(|p| match got.find_partition(topic, p).map(|e| e.offset()) {
+            Some(Offset::Offset(o)) => o,
+            _ => -1,
+        })
+        .collect()
+}

@@ -9,17 +9,12 @@ pub mod server;
 use std::sync::Arc;
 use std::time::Duration;
 
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use tokio::sync::watch;
 
+use super::intake::{Accepted, Intake};
 use crate::component::{BuildError, ReceiverContext, RunningReceiver};
-use crate::config::ComponentId;
-use crate::data::{validate, SpanBatch};
-use crate::pipeline::{Fanout, Refusal};
-use crate::telemetry::metrics::Counter;
-use crate::telemetry::Telemetry;
+use crate::pipeline::Refusal;
 use config::OtlpReceiverConfig;
 
 /// Requests bigger than this are decompressed and decoded on the blocking pool, so one big
@@ -36,7 +31,7 @@ pub enum Transport {
 }
 
 impl Transport {
-    fn label(self) -> &'static str {
+    pub fn label(self) -> &'static str {
         match self {
             Transport::Grpc => "grpc",
             Transport::Http => "http",
@@ -44,79 +39,25 @@ impl Transport {
     }
 }
 
-/// What the receiver tells the client when it keeps the request.
-#[derive(Debug, Default)]
-pub struct Accepted {
-    pub rejected_spans: u64,
-    pub message: String,
-}
-
-impl Accepted {
-    /// The OTLP response: `partial_success` only when spans were rejected.
-    pub fn into_response(self) -> ExportTraceServiceResponse {
-        ExportTraceServiceResponse {
-            partial_success: (self.rejected_spans > 0).then_some(ExportTracePartialSuccess {
-                rejected_spans: self.rejected_spans as i64,
-                error_message: self.message,
-            }),
-        }
-    }
-}
-
 /// State shared by both transports' handlers.
 pub struct Shared {
-    pub id: ComponentId,
-    fanout: Arc<Fanout>,
-    telemetry: Arc<Telemetry>,
+    pub intake: Intake,
     pub token: Option<String>,
-    accepted_grpc: Counter,
-    accepted_http: Counter,
 }
 
 impl Shared {
-    /// Validates spans, hands the rest to the pipelines, and counts.
     pub async fn accept(
         &self,
         transport: Transport,
-        mut request: ExportTraceServiceRequest,
+        request: ExportTraceServiceRequest,
     ) -> Result<Accepted, Refusal> {
-        let rejected = validate::remove_invalid(&mut request.resource_spans);
-        if rejected.spans > 0 {
-            self.refused(transport, "invalid_span", rejected.spans);
-            tracing::debug!(receiver = %self.id, spans = rejected.spans, reason = %rejected.message, "spans rejected");
-        }
-        let batch = SpanBatch::new(request.resource_spans);
-        let n = batch.len() as u64;
-        if n > 0 {
-            if let Err(refusal) = self.fanout.consume(batch).await {
-                let reason = match refusal {
-                    Refusal::Full => "pipeline_full",
-                    Refusal::Refused { .. } => "refused_by_processor",
-                };
-                self.refused(transport, reason, n);
-                return Err(refusal);
-            }
-            match transport {
-                Transport::Grpc => self.accepted_grpc.inc_by(n),
-                Transport::Http => self.accepted_http.inc_by(n),
-            }
-        }
-        Ok(Accepted {
-            rejected_spans: rejected.spans,
-            message: rejected.message,
-        })
+        self.intake
+            .accept(transport.label(), request, Vec::new())
+            .await
     }
 
-    /// Counts refused spans (when known) and the refused request.
     pub fn refused(&self, transport: Transport, reason: &str, spans: u64) {
-        let m = &self.telemetry.metrics;
-        let id = self.id.to_string();
-        if spans > 0 {
-            m.receiver_refused(&id, transport.label(), reason)
-                .inc_by(spans);
-        }
-        m.receiver_refused_requests(&id, transport.label(), reason)
-            .inc_by(1);
+        self.intake.refused(transport.label(), reason, spans)
     }
 }
 
@@ -124,14 +65,13 @@ pub async fn start(
     cfg: OtlpReceiverConfig,
     ctx: ReceiverContext,
 ) -> Result<RunningReceiver, BuildError> {
-    let name = ctx.id.to_string();
-    let m = &ctx.telemetry.metrics;
     let shared = Arc::new(Shared {
-        accepted_grpc: m.receiver_accepted(&name, "grpc"),
-        accepted_http: m.receiver_accepted(&name, "http"),
-        id: ctx.id.clone(),
-        fanout: ctx.fanout.clone(),
-        telemetry: ctx.telemetry.clone(),
+        intake: Intake::new(
+            ctx.id.clone(),
+            ctx.fanout.clone(),
+            ctx.telemetry.clone(),
+            &["grpc", "http"],
+        ),
         token: cfg.auth.as_ref().map(|a| a.bearer_token.clone()),
     });
     let (stop, stopped) = watch::channel(false);

@@ -1,0 +1,111 @@
+//! The path every receiver shares into its pipelines: span validation, the all-or-nothing
+//! fan-out, and the accepted/refused counts.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+
+use crate::config::ComponentId;
+use crate::data::ack::Ack;
+use crate::data::{validate, SpanBatch};
+use crate::pipeline::{Fanout, Refusal};
+use crate::telemetry::metrics::Counter;
+use crate::telemetry::Telemetry;
+
+/// What a receiver tells its client when it keeps a request.
+#[derive(Debug, Default)]
+pub struct Accepted {
+    pub rejected_spans: u64,
+    pub message: String,
+}
+
+impl Accepted {
+    /// The OTLP response: `partial_success` only when spans were rejected.
+    pub fn into_response(self) -> ExportTraceServiceResponse {
+        ExportTraceServiceResponse {
+            partial_success: (self.rejected_spans > 0).then_some(ExportTracePartialSuccess {
+                rejected_spans: self.rejected_spans as i64,
+                error_message: self.message,
+            }),
+        }
+    }
+}
+
+pub struct Intake {
+    pub id: ComponentId,
+    fanout: Arc<Fanout>,
+    telemetry: Arc<Telemetry>,
+    /// Accepted-span counters by transport label, resolved once.
+    accepted: HashMap<&'static str, Counter>,
+}
+
+impl Intake {
+    pub fn new(
+        id: ComponentId,
+        fanout: Arc<Fanout>,
+        telemetry: Arc<Telemetry>,
+        transports: &[&'static str],
+    ) -> Self {
+        let name = id.to_string();
+        let accepted = transports
+            .iter()
+            .map(|t| (*t, telemetry.metrics.receiver_accepted(&name, t)))
+            .collect();
+        Intake {
+            id,
+            fanout,
+            telemetry,
+            accepted,
+        }
+    }
+
+    /// Validates spans, hands the rest to the pipelines (tied to `acks`), and counts.
+    pub async fn accept(
+        &self,
+        transport: &'static str,
+        mut request: ExportTraceServiceRequest,
+        acks: Vec<Ack>,
+    ) -> Result<Accepted, Refusal> {
+        let rejected = validate::remove_invalid(&mut request.resource_spans);
+        if rejected.spans > 0 {
+            self.refused(transport, "invalid_span", rejected.spans);
+            tracing::debug!(receiver = %self.id, spans = rejected.spans, reason = %rejected.message, "spans rejected");
+        }
+        let mut batch = SpanBatch::new(request.resource_spans);
+        for a in acks {
+            batch.add_ack(a);
+        }
+        let n = batch.len() as u64;
+        if n > 0 {
+            if let Err(refusal) = self.fanout.consume(batch).await {
+                let reason = match refusal {
+                    Refusal::Full => "pipeline_full",
+                    Refusal::Refused { .. } => "refused_by_processor",
+                };
+                self.refused(transport, reason, n);
+                return Err(refusal);
+            }
+            if let Some(c) = self.accepted.get(transport) {
+                c.inc_by(n);
+            }
+        }
+        Ok(Accepted {
+            rejected_spans: rejected.spans,
+            message: rejected.message,
+        })
+    }
+
+    /// Counts refused spans (when known) and the refused request.
+    pub fn refused(&self, transport: &str, reason: &str, spans: u64) {
+        let m = &self.telemetry.metrics;
+        let id = self.id.to_string();
+        if spans > 0 {
+            m.receiver_refused(&id, transport, reason).inc_by(spans);
+        }
+        m.receiver_refused_requests(&id, transport, reason)
+            .inc_by(1);
+    }
+}
