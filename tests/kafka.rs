@@ -267,3 +267,160 @@ fn sg_wait_some(sg: &Spangate) {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
+
+/// The number of partitions in the last assignment a spangate instance logged.
+fn assigned(sg: &Spangate) -> Option<usize> {
+    sg.logs()
+        .lines()
+        .filter(|l| l.contains("kafka partitions assigned"))
+        .last()
+        .and_then(|l| {
+            l.split("partitions=")
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+}
+
+#[test]
+fn two_samplers_in_a_group_keep_the_same_whole_traces_as_one() {
+    let broker = common::kafka::broker();
+    common::kafka::create_topic("scale", 4);
+    let dir = tempfile::tempdir().unwrap();
+    let sampler = |group: &str, out: &str| {
+        format!(
+            "
+receivers:
+  kafka: {{ brokers: [{broker}], topic: scale, group_id: {group}, initial_offset: earliest }}
+processors:
+  tail_sampling:
+    decision_wait: 2s
+    policies:
+      - {{ name: errors, type: status_code, status_code: {{ status_codes: [ERROR] }} }}
+      - {{ name: base, type: probabilistic, probabilistic: {{ sampling_percentage: 20 }} }}
+exporters:
+  file: {{ path: {}/{out}.jsonl }}
+service:
+  pipelines:
+    traces: {{ receivers: [kafka], processors: [tail_sampling], exporters: [file] }}
+",
+            dir.path().display()
+        )
+    };
+    let one = Spangate::start(&sampler("single", "one"));
+    let a = Spangate::start(&sampler("duo", "a"));
+    let b = Spangate::start(&sampler("duo", "b"));
+    // Produce once both members of "duo" hold 2 partitions each (no rebalance mid-test).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    while !(assigned(&a) == Some(2) && assigned(&b) == Some(2) && assigned(&one) == Some(4)) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "group not stable: {:?} {:?} {:?}",
+            assigned(&a),
+            assigned(&b),
+            assigned(&one)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    // 200 traces of 3 spans, one message per span, keyed by trace id (what an agent's kafka
+    // exporter does), through a spangate agent.
+    let agent_http = free_port();
+    let agent = Spangate::start(&format!(
+        "
+receivers:
+  otlp: {{ protocols: {{ http: {{ endpoint: 127.0.0.1:{agent_http} }} }} }}
+exporters:
+  kafka: {{ brokers: [{broker}], topic: scale }}
+service:
+  pipelines:
+    traces: {{ receivers: [otlp], exporters: [kafka] }}
+"
+    ));
+    for part in 0..3u8 {
+        let spans = (0..200u32)
+            .map(|t| Span {
+                trace_id: [t.to_be_bytes().to_vec(), vec![0x5c; 12]].concat(),
+                span_id: vec![part + 1; 8],
+                name: format!("t{t}"),
+                status: (t % 9 == 0 && part == 1).then(|| {
+                    opentelemetry_proto::tonic::trace::v1::Status {
+                        code: 2,
+                        message: String::new(),
+                    }
+                }),
+                ..Default::default()
+            })
+            .collect();
+        assert_eq!(
+            http_post(
+                agent_http,
+                "/v1/traces",
+                &[("content-type", "application/x-protobuf")],
+                &encode_spans(spans)
+            )
+            .0,
+            200
+        );
+    }
+    agent.wait_metric(
+        "spangate_exporter_sent_spans_total",
+        &[("exporter", "kafka")],
+        600.0,
+        30,
+    );
+    let decided = |sg: &Spangate| {
+        common::metric_sum(&sg.scrape(), "spangate_tail_sampling_traces_total", &[])
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while decided(&one) < 200.0 || decided(&a) + decided(&b) < 200.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "decided {} / {} + {}",
+            decided(&one),
+            decided(&a),
+            decided(&b)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert_eq!(decided(&one), 200.0);
+    assert_eq!(decided(&a) + decided(&b), 200.0);
+    for sg in [&one, &a, &b] {
+        sg.wait_metric(
+            "spangate_exporter_queue_size",
+            &[("exporter", "file")],
+            0.0,
+            10,
+        );
+        sg.wait_metric("spangate_pipeline_inflight_spans", &[], 0.0, 10);
+    }
+    assert!(
+        decided(&a) > 0.0 && decided(&b) > 0.0,
+        "both samplers worked"
+    );
+    let traces = |files: &[&str]| {
+        let mut per: HashMap<Vec<u8>, usize> = HashMap::new();
+        for f in files {
+            for (t, _) in unique_spans(&[dir.path().join(format!("{f}.jsonl"))]) {
+                *per.entry(t).or_default() += 1;
+            }
+        }
+        per
+    };
+    let single = traces(&["one"]);
+    let duo = traces(&["a", "b"]);
+    assert!(!single.is_empty());
+    assert_eq!(
+        single.keys().collect::<HashSet<_>>(),
+        duo.keys().collect::<HashSet<_>>(),
+        "same kept traces"
+    );
+    assert!(
+        single.values().chain(duo.values()).all(|n| *n == 3),
+        "kept traces are complete"
+    );
+    // A trace kept by the pair is wholly in one sampler's output.
+    let (ta, tb) = (traces(&["a"]), traces(&["b"]));
+    assert!(ta.keys().all(|t| !tb.contains_key(t)));
+}
