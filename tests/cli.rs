@@ -33,6 +33,18 @@ fn shipped_pipelines_yaml_is_valid() {
 }
 
 #[test]
+fn example_configs_are_valid() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for f in [
+        "examples/two-tier/agent.yaml",
+        "examples/two-tier/sampler.yaml",
+    ] {
+        let (code, _, err) = spangate(&["validate", "--config", f], root);
+        assert_eq!(code, 0, "{f}: {err}");
+    }
+}
+
+#[test]
 fn version() {
     let (code, out, _) = spangate(&["--version"], std::path::Path::new("."));
     assert_eq!(code, 0);

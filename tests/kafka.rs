@@ -272,8 +272,8 @@ fn sg_wait_some(sg: &Spangate) {
 fn assigned(sg: &Spangate) -> Option<usize> {
     sg.logs()
         .lines()
-        .filter(|l| l.contains("kafka partitions assigned"))
-        .last()
+        .rev()
+        .find(|l| l.contains("kafka partitions assigned"))
         .and_then(|l| {
             l.split("partitions=")
                 .nth(1)?
