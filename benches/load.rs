@@ -136,56 +136,10 @@ service:
         v
     });
     let warm = 300;
-    let stop = Arc::new(AtomicBool::new(false));
-    let accepted = Arc::new(AtomicU64::new(0));
-    let refused = Arc::new(AtomicU64::new(0));
     let cpu0 = cpu_seconds(pid);
     let t0 = Instant::now();
-    rt.block_on(async {
-        let channel =
-            tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{grpc_port}"))
-                .unwrap()
-                .connect()
-                .await
-                .unwrap();
-        let mut tasks = Vec::new();
-        for c in 0..clients {
-            let (channel, stop, accepted, refused, wire) = (
-                channel.clone(),
-                stop.clone(),
-                accepted.clone(),
-                refused.clone(),
-                wire.clone(),
-            );
-            tasks.push(tokio::spawn(async move {
-                let mut i = c;
-                while !stop.load(Ordering::Relaxed) {
-                    let mut client = tonic::client::Grpc::new(channel.clone());
-                    client.ready().await.unwrap();
-                    let req = tonic::Request::new(wire[i % wire.len()].clone());
-                    i += 1;
-                    let path = PathAndQuery::from_static(
-                        "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
-                    );
-                    match client.unary(req, path, RawCodec).await {
-                        Ok(_) => {
-                            accepted.fetch_add(SPANS_PER_REQUEST as u64, Ordering::Relaxed);
-                        }
-                        Err(_) => {
-                            refused.fetch_add(SPANS_PER_REQUEST as u64, Ordering::Relaxed);
-                            tokio::time::sleep(Duration::from_millis(5)).await;
-                        }
-                    }
-                }
-            }));
-        }
-        tokio::time::sleep(Duration::from_secs(seconds)).await;
-        stop.store(true, Ordering::Relaxed);
-        for t in tasks {
-            let _ = t.await;
-        }
-    });
-    let sent = accepted.load(Ordering::Relaxed) + warm;
+    let (accepted, refused) = generate(&rt, grpc_port, clients, seconds, &wire);
+    let sent = accepted + warm;
     let deadline = Instant::now() + Duration::from_secs(30);
     while received.load(Ordering::Relaxed) < sent && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
@@ -203,7 +157,7 @@ service:
     let spangate_cpu_per_million = cpu / got.max(1) as f64 * 1e6;
     println!(
         "load: accepted {sent} spans, sink received {got}, refused (retried) {}",
-        refused.load(Ordering::Relaxed)
+        refused
     );
     println!("load: throughput {:.0} spans/s through spangate (wall {elapsed:.1}s, 2 cores shared with generator and sink)", got as f64 / elapsed);
     println!("load: spangate CPU {cpu:.2}s = {spangate_cpu_per_million:.3} CPU-seconds per million spans; peak RSS {rss_mib:.1} MiB");
@@ -305,54 +259,7 @@ service:
     std::thread::sleep(Duration::from_secs(8));
     let (a_cpu0, b_cpu0) = (cpu_seconds(a.id()), cpu_seconds(b.id()));
     let t0 = Instant::now();
-    let accepted = Arc::new(AtomicU64::new(0));
-    let stop = Arc::new(AtomicBool::new(false));
-    rt.block_on(async {
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{a_grpc}"))
-            .unwrap()
-            .connect()
-            .await
-            .unwrap();
-        let mut tasks = Vec::new();
-        for c in 0..clients {
-            let (channel, stop, accepted, wire) = (
-                channel.clone(),
-                stop.clone(),
-                accepted.clone(),
-                wire.clone(),
-            );
-            tasks.push(tokio::spawn(async move {
-                let mut i = c;
-                while !stop.load(Ordering::Relaxed) {
-                    let mut client = tonic::client::Grpc::new(channel.clone());
-                    client.ready().await.unwrap();
-                    let path = PathAndQuery::from_static(
-                        "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
-                    );
-                    i += 1;
-                    match client
-                        .unary(
-                            tonic::Request::new(wire[i % wire.len()].clone()),
-                            path,
-                            RawCodec,
-                        )
-                        .await
-                    {
-                        Ok(_) => {
-                            accepted.fetch_add(SPANS_PER_REQUEST as u64, Ordering::Relaxed);
-                        }
-                        Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
-                    }
-                }
-            }));
-        }
-        tokio::time::sleep(Duration::from_secs(seconds)).await;
-        stop.store(true, Ordering::Relaxed);
-        for t in tasks {
-            let _ = t.await;
-        }
-    });
-    let sent = accepted.load(Ordering::Relaxed);
+    let (sent, _) = generate(&rt, a_grpc, clients, seconds, &wire);
     let produced_in = t0.elapsed().as_secs_f64();
     let deadline = Instant::now() + Duration::from_secs(600);
     while received.load(Ordering::Relaxed) < sent && Instant::now() < deadline {
@@ -375,6 +282,66 @@ service:
     println!("kafka load: Kafka->OTLP tier delivered {got} spans by {elapsed:.1}s = {:.0} spans/s end to end", got as f64 / elapsed);
     println!("kafka load: spangate OTLP->Kafka {:.3} CPU-s per million spans; Kafka->OTLP {:.3} CPU-s per million", a_cpu / sent.max(1) as f64 * 1e6, b_cpu / got.max(1) as f64 * 1e6);
     assert_eq!(got, sent, "every accepted span must come out of Kafka");
+}
+
+/// `clients` concurrent gRPC senders of pre-encoded requests for `seconds`; returns spans
+/// accepted and spans refused (refusals are retried after 5 ms).
+fn generate(
+    rt: &tokio::runtime::Runtime,
+    port: u16,
+    clients: usize,
+    seconds: u64,
+    wire: &[Bytes],
+) -> (u64, u64) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let accepted = Arc::new(AtomicU64::new(0));
+    let refused = Arc::new(AtomicU64::new(0));
+    rt.block_on(async {
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let mut tasks = Vec::new();
+        for c in 0..clients {
+            let (channel, stop, accepted, refused, wire) = (
+                channel.clone(),
+                stop.clone(),
+                accepted.clone(),
+                refused.clone(),
+                wire.to_vec(),
+            );
+            tasks.push(tokio::spawn(async move {
+                let mut i = c;
+                while !stop.load(Ordering::Relaxed) {
+                    let mut client = tonic::client::Grpc::new(channel.clone());
+                    client.ready().await.unwrap();
+                    let req = tonic::Request::new(wire[i % wire.len()].clone());
+                    i += 1;
+                    let path = PathAndQuery::from_static(
+                        "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+                    );
+                    let counter = match client.unary(req, path, RawCodec).await {
+                        Ok(_) => &accepted,
+                        Err(_) => {
+                            tokio::time::sleep(Duration::from_millis(5)).await;
+                            &refused
+                        }
+                    };
+                    counter.fetch_add(SPANS_PER_REQUEST as u64, Ordering::Relaxed);
+                }
+            }));
+        }
+        tokio::time::sleep(Duration::from_secs(seconds)).await;
+        stop.store(true, Ordering::Relaxed);
+        for t in tasks {
+            let _ = t.await;
+        }
+    });
+    (
+        accepted.load(Ordering::Relaxed),
+        refused.load(Ordering::Relaxed),
+    )
 }
 
 fn free_port() -> u16 {
