@@ -424,3 +424,73 @@ service:
     let (ta, tb) = (traces(&["a"]), traces(&["b"]));
     assert!(ta.keys().all(|t| !tb.contains_key(t)));
 }
+
+#[test]
+fn exporter_partition_by_session_keeps_a_session_in_one_partition() {
+    use opentelemetry_proto::tonic::common::v1::{any_value::Value, AnyValue, KeyValue};
+    let broker = common::kafka::broker();
+    common::kafka::create_topic("by-session", 4);
+    let http = free_port();
+    let sg = Spangate::start(&format!(
+        "
+receivers:
+  otlp:
+    protocols: {{ http: {{ endpoint: 127.0.0.1:{http} }} }}
+exporters:
+  kafka: {{ brokers: [{broker}], topic: by-session, partition_by: session, session_attribute: user.session }}
+service:
+  pipelines:
+    traces: {{ receivers: [otlp], exporters: [kafka] }}
+"
+    ));
+    // 12 sessions, each with 5 traces; the session id is on every span.
+    let spans: Vec<Span> = (0..60u8)
+        .map(|t| Span {
+            trace_id: [[t + 1; 8], [9; 8]].concat(),
+            span_id: vec![1; 8],
+            attributes: vec![KeyValue {
+                key: "user.session".into(),
+                value: Some(AnyValue {
+                    value: Some(Value::StringValue(format!("s{}", t % 12))),
+                }),
+                ..Default::default()
+            }],
+            ..Default::default()
+        })
+        .collect();
+    assert_eq!(
+        http_post(
+            http,
+            "/v1/traces",
+            &[("content-type", "application/x-protobuf")],
+            &encode_spans(spans)
+        )
+        .0,
+        200
+    );
+    sg.wait_metric(
+        "spangate_exporter_sent_spans_total",
+        &[("exporter", "kafka")],
+        60.0,
+        30,
+    );
+    let messages = common::kafka::read_all("by-session", 4, 12, 30);
+    assert_eq!(messages.len(), 12, "one message per session");
+    let mut partitions_of: HashMap<String, HashSet<i32>> = HashMap::new();
+    for (partition, key, payload) in &messages {
+        let req = ExportTraceServiceRequest::decode(payload.as_slice()).unwrap();
+        let n: usize = req
+            .resource_spans
+            .iter()
+            .flat_map(|r| &r.scope_spans)
+            .map(|s| s.spans.len())
+            .sum();
+        assert_eq!(n, 5, "a session's five traces travel together");
+        partitions_of
+            .entry(String::from_utf8(key.clone()).unwrap())
+            .or_default()
+            .insert(*partition);
+    }
+    assert_eq!(partitions_of.len(), 12);
+    assert!(partitions_of.values().all(|p| p.len() == 1));
+}
