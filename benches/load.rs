@@ -199,6 +199,24 @@ fn kafka_load(seconds: u64, clients: usize) {
     while std::net::TcpStream::connect(("127.0.0.1", kport)).is_err() {
         std::thread::sleep(Duration::from_millis(50));
     }
+    // The topic exists before the consumer subscribes (no wait for auto-creation).
+    {
+        use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+        let admin: AdminClient<rdkafka::client::DefaultClientContext> =
+            rdkafka::config::ClientConfig::new()
+                .set("bootstrap.servers", format!("127.0.0.1:{kport}"))
+                .create()
+                .expect("admin");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(admin.create_topics(
+            &[NewTopic::new("load", 4, TopicReplication::Fixed(1))],
+            &AdminOptions::new(),
+        ))
+        .expect("create topic");
+    }
     let wire: Vec<Bytes> = (0..DISTINCT_REQUESTS)
         .map(|i| Bytes::from(common::request(i, SPANS_PER_REQUEST).encode_to_vec()))
         .collect();

@@ -11,7 +11,7 @@ use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
 
 #[test]
-fn exporter_keys_by_trace_id_so_each_trace_is_in_one_partition() {
+fn exporter_puts_each_trace_in_its_murmur2_partition() {
     let broker = common::kafka::broker();
     common::kafka::create_topic("spans-proto", 4);
     common::kafka::create_topic("spans-json", 4);
@@ -64,10 +64,16 @@ service:
     );
 
     for (topic, json) in [("spans-proto", false), ("spans-json", true)] {
-        let messages = common::kafka::read_all(topic, 4, 150, 30);
+        let messages = common::kafka::read_all(topic, 4, usize::MAX, 30);
         let mut partitions_of: HashMap<Vec<u8>, HashSet<i32>> = HashMap::new();
         let mut spans = 0;
-        for (partition, key, payload) in &messages {
+        // Spans of one partition travel together: a message per partition per export.
+        assert!(
+            messages.len() <= 4 * 3 * 2,
+            "{topic}: {} messages",
+            messages.len()
+        );
+        for (partition, _, payload) in &messages {
             let req = if json {
                 spangate::data::json::decode_request(payload).unwrap()
             } else {
@@ -79,7 +85,11 @@ service:
                 .flat_map(|r| &r.scope_spans)
                 .flat_map(|s| &s.spans)
             {
-                assert_eq!(&s.trace_id, key, "message key = trace id");
+                // The partition a keyed Java/librdkafka producer would choose for the trace id.
+                assert_eq!(
+                    *partition,
+                    spangate::exporters::kafka::partition_for(&s.trace_id, 4)
+                );
                 partitions_of
                     .entry(s.trace_id.clone())
                     .or_default()
@@ -474,23 +484,35 @@ service:
         60.0,
         30,
     );
-    let messages = common::kafka::read_all("by-session", 4, 12, 30);
-    assert_eq!(messages.len(), 12, "one message per session");
+    let messages = common::kafka::read_all("by-session", 4, usize::MAX, 30);
     let mut partitions_of: HashMap<String, HashSet<i32>> = HashMap::new();
-    for (partition, key, payload) in &messages {
+    let mut spans = 0;
+    for (partition, _, payload) in &messages {
         let req = ExportTraceServiceRequest::decode(payload.as_slice()).unwrap();
-        let n: usize = req
+        for s in req
             .resource_spans
             .iter()
             .flat_map(|r| &r.scope_spans)
-            .map(|s| s.spans.len())
-            .sum();
-        assert_eq!(n, 5, "a session's five traces travel together");
-        partitions_of
-            .entry(String::from_utf8(key.clone()).unwrap())
-            .or_default()
-            .insert(*partition);
+            .flat_map(|s| &s.spans)
+        {
+            let Some(Value::StringValue(session)) =
+                s.attributes[0].value.as_ref().and_then(|v| v.value.clone())
+            else {
+                panic!("session attribute")
+            };
+            // The partition a producer keyed by the session id would choose.
+            assert_eq!(
+                *partition,
+                spangate::exporters::kafka::partition_for(session.as_bytes(), 4)
+            );
+            partitions_of.entry(session).or_default().insert(*partition);
+            spans += 1;
+        }
     }
+    assert_eq!(spans, 60);
     assert_eq!(partitions_of.len(), 12);
-    assert!(partitions_of.values().all(|p| p.len() == 1));
+    assert!(
+        partitions_of.values().all(|p| p.len() == 1),
+        "a session's traces share one partition"
+    );
 }

@@ -82,7 +82,7 @@ pub fn create_topic(topic: &str, partitions: i32) {
 }
 
 /// Every message of every partition of `topic`, as (partition, key, payload), reading until
-/// `want` messages arrived or `secs` passed.
+/// `want` messages arrived, nothing came for 2s after the first, or `secs` passed.
 pub fn read_all(
     topic: &str,
     partitions: i32,
@@ -103,8 +103,13 @@ pub fn read_all(
     consumer.assign(&tpl).expect("assign");
     let mut out = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut last = Instant::now();
     while out.len() < want && Instant::now() < deadline {
+        if !out.is_empty() && last.elapsed() > Duration::from_secs(2) {
+            break;
+        }
         if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            last = Instant::now();
             out.push((
                 m.partition(),
                 m.key().unwrap_or_default().to_vec(),

@@ -61,6 +61,11 @@ exporter_helper_fields! {
         /// Message compression: `none` (default) or `gzip`.
         #[serde(default)]
         pub compression: Compression,
+        /// Largest message produced, in bytes (before compression); spans bound for one
+        /// partition are split over several messages above it. Keep it under the broker's
+        /// `message.max.bytes` (default 900000, under Kafka's 1 MB default).
+        #[serde(default = "default_max_message_bytes")]
+        pub max_message_bytes: usize,
     }
 }
 
@@ -70,6 +75,10 @@ fn default_topic() -> String {
 fn default_session_attribute() -> String {
     "session.id".into()
 }
+fn default_max_message_bytes() -> usize {
+    900_000
+}
+
 fn default_client_id() -> String {
     "spangate".into()
 }
@@ -90,6 +99,9 @@ impl Check for KafkaExporterConfig {
             if !ok {
                 out.push((format!("brokers[{i}]"), format!("`{b}` is not host:port")));
             }
+        }
+        if self.max_message_bytes < 1024 {
+            out.push(("max_message_bytes".into(), "must be at least 1024".into()));
         }
         if self.topic.is_empty() {
             out.push(("topic".into(), "must not be empty".into()));

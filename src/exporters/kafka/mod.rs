@@ -1,12 +1,15 @@
-//! The `kafka` exporter: one `ExportTraceServiceRequest` per message, keyed by trace id (or
-//! session) so every span of a trace lands in one partition and a consumer group of spangate
-//! samplers behind the topic sees whole traces. The partitioner is Kafka's Java-compatible
-//! murmur2, so other producers keyed the same way agree on partitions.
+//! The `kafka` exporter: every span of a trace (or session) lands in the partition Kafka's
+//! Java-compatible murmur2 partitioner assigns to its trace id (or session), so a consumer group
+//! of spangate samplers behind the topic sees whole traces, and producers keyed the same way
+//! agree. Spans bound for one partition travel in one message (one `ExportTraceServiceRequest`),
+//! which keeps messages few; until the topic's partition count is known (say, before it is
+//! auto-created) each key gets its own message, keyed, and the broker-side partitioner decides.
 
 pub mod config;
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
 use opentelemetry_proto::tonic::common::v1::{any_value::Value, KeyValue};
@@ -14,19 +17,25 @@ use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 
 use crate::component::{BoxFuture, ExportError, Exporter};
 use crate::data::{heavy, json, SpanBatch};
 use config::{Compression, Encoding, KafkaExporterConfig, PartitionBy};
 
+/// How long a topic's partition count is trusted before it is fetched again.
+const METADATA_TTL: Duration = Duration::from_secs(30);
+
 pub struct KafkaExporter {
     producer: FutureProducer,
+    /// The topic's partition count and when it was read.
+    partitions: Mutex<Option<(u32, Instant)>>,
     topic: String,
     encoding: Encoding,
     partition_by: PartitionBy,
     session_attribute: String,
     timeout: Duration,
+    max_message_bytes: usize,
 }
 
 impl KafkaExporter {
@@ -52,11 +61,13 @@ impl KafkaExporter {
             .create()?;
         Ok(KafkaExporter {
             producer,
+            partitions: Mutex::new(None),
             topic: cfg.topic.clone(),
             encoding: cfg.encoding,
             partition_by: cfg.partition_by,
             session_attribute: cfg.session_attribute.clone(),
             timeout: cfg.timeout,
+            max_message_bytes: cfg.max_message_bytes,
         })
     }
 }
@@ -121,6 +132,97 @@ pub fn split_by_key(
     groups.into_iter().map(|g| (g.key, g.spans)).collect()
 }
 
+/// Kafka's murmur2 (the Java client's `Utils.murmur2`, librdkafka's `murmur2_random`).
+pub fn murmur2(data: &[u8]) -> u32 {
+    const SEED: u32 = 0x9747_b28c;
+    const M: u32 = 0x5bd1_e995;
+    let mut h = SEED ^ data.len() as u32;
+    let mut chunks = data.chunks_exact(4);
+    for c in &mut chunks {
+        let mut k = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        k = k.wrapping_mul(M);
+        k ^= k >> 24;
+        k = k.wrapping_mul(M);
+        h = h.wrapping_mul(M) ^ k;
+    }
+    let tail = chunks.remainder();
+    if tail.len() >= 3 {
+        h ^= (tail[2] as u32) << 16;
+    }
+    if tail.len() >= 2 {
+        h ^= (tail[1] as u32) << 8;
+    }
+    if !tail.is_empty() {
+        h ^= tail[0] as u32;
+        h = h.wrapping_mul(M);
+    }
+    h ^= h >> 13;
+    h = h.wrapping_mul(M);
+    h ^ (h >> 15)
+}
+
+/// The partition Kafka's default (murmur2) partitioner picks for `key`.
+pub fn partition_for(key: &[u8], partitions: u32) -> i32 {
+    ((murmur2(key) & 0x7fff_ffff) % partitions.max(1)) as i32
+}
+
+impl KafkaExporter {
+    fn encode(&self, rs: Vec<ResourceSpans>) -> Vec<u8> {
+        match self.encoding {
+            Encoding::OtlpProto => {
+                opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest {
+                    resource_spans: rs,
+                }
+                .encode_to_vec()
+            }
+            Encoding::OtlpJson => json::encode_request(&rs).into_bytes(),
+        }
+    }
+
+    /// Encodes spans bound for one partition as messages of at most `max_message_bytes`
+    /// (a single span larger than that still goes alone, and the broker decides).
+    fn encode_capped(&self, rs: Vec<ResourceSpans>) -> Vec<Vec<u8>> {
+        let whole = self.encode(rs.clone());
+        if whole.len() <= self.max_message_bytes {
+            return vec![whole];
+        }
+        let mut rest = SpanBatch::new(rs);
+        let per_span = whole.len() / rest.len().max(1) + 1;
+        // A margin for the resource and scope headers repeated in each part.
+        let per_message = (self.max_message_bytes * 9 / 10 / per_span).max(1);
+        let mut out = Vec::new();
+        while !rest.is_empty() {
+            let mut part = rest.split_front(per_message);
+            out.push(self.encode(std::mem::take(part.resource_spans_mut())));
+        }
+        out
+    }
+
+    /// The topic's partition count, from cached metadata (`None` while unknown).
+    async fn partition_count(&self) -> Option<u32> {
+        if let Some((n, at)) = *self.partitions.lock().unwrap_or_else(|p| p.into_inner()) {
+            if at.elapsed() < METADATA_TTL {
+                return Some(n);
+            }
+        }
+        let (producer, topic) = (self.producer.clone(), self.topic.clone());
+        // A metadata request blocks; keep it off the runtime threads.
+        let n = tokio::task::spawn_blocking(move || {
+            let md = producer
+                .client()
+                .fetch_metadata(Some(&topic), Duration::from_secs(5))
+                .ok()?;
+            let t = md.topics().iter().find(|t| t.name() == topic)?;
+            (t.error().is_none() && !t.partitions().is_empty()).then(|| t.partitions().len() as u32)
+        })
+        .await
+        .ok()
+        .flatten()?;
+        *self.partitions.lock().unwrap_or_else(|p| p.into_inner()) = Some((n, Instant::now()));
+        Some(n)
+    }
+}
+
 fn classify(e: &KafkaError) -> ExportError {
     let code = e.rdkafka_error_code();
     let permanent = matches!(
@@ -148,36 +250,42 @@ impl Exporter for KafkaExporter {
         Box::pin(async move {
             let session = &self.session_attribute;
             let by = self.partition_by;
+            let partitions = self.partition_count().await;
             let messages = heavy(batch.len(), || {
-                let groups = split_by_key(batch.resource_spans(), |rs, span| match by {
-                    PartitionBy::TraceId => span.trace_id.clone(),
-                    PartitionBy::Session => string_attr(&span.attributes, session)
-                        .or_else(|| {
-                            rs.resource
-                                .as_ref()
-                                .and_then(|r| string_attr(&r.attributes, session))
-                        })
-                        .map(|s| s.as_bytes().to_vec())
-                        .unwrap_or_else(|| span.trace_id.clone()),
+                let groups = split_by_key(batch.resource_spans(), |rs, span| {
+                    let key = match by {
+                        PartitionBy::TraceId => span.trace_id.clone(),
+                        PartitionBy::Session => string_attr(&span.attributes, session)
+                            .or_else(|| {
+                                rs.resource
+                                    .as_ref()
+                                    .and_then(|r| string_attr(&r.attributes, session))
+                            })
+                            .map(|s| s.as_bytes().to_vec())
+                            .unwrap_or_else(|| span.trace_id.clone()),
+                    };
+                    // Known partition count: group by partition (few, larger messages).
+                    match partitions {
+                        Some(n) => partition_for(&key, n).to_be_bytes().to_vec(),
+                        None => key,
+                    }
                 });
-                groups
-                    .into_iter()
-                    .map(|(key, rs)| {
-                        let payload = match self.encoding {
-                            Encoding::OtlpProto => {
-                                opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest {
-                                    resource_spans: rs,
-                                }
-                                .encode_to_vec()
-                            }
-                            Encoding::OtlpJson => json::encode_request(&rs).into_bytes(),
-                        };
-                        (key, payload)
-                    })
-                    .collect::<Vec<_>>()
+                let mut messages = Vec::with_capacity(groups.len());
+                for (key, rs) in groups {
+                    for payload in self.encode_capped(rs) {
+                        messages.push((key.clone(), payload));
+                    }
+                }
+                messages
             });
             let sends = messages.iter().map(|(key, payload)| {
-                let record = FutureRecord::to(&self.topic).key(key).payload(payload);
+                let record = FutureRecord::to(&self.topic).payload(payload);
+                let record = match partitions {
+                    // The group key is the partition number.
+                    Some(_) => record
+                        .partition(i32::from_be_bytes(key[..4].try_into().unwrap_or_default())),
+                    None => record.key(key),
+                };
                 self.producer.send(record, self.timeout)
             });
             // Done when every delivery report is in; any failure retries the batch (at least
@@ -196,6 +304,64 @@ impl Exporter for KafkaExporter {
 mod tests {
     use super::*;
     use opentelemetry_proto::tonic::resource::v1::Resource;
+
+    #[test]
+    fn large_groups_are_split_under_the_message_cap() {
+        let cfg: KafkaExporterConfig =
+            crate::component::registry::parse_config(&serde_json::json!({
+                "brokers": ["127.0.0.1:1"], "max_message_bytes": 4096
+            }))
+            .unwrap();
+        let exporter = KafkaExporter::new(&cfg).unwrap();
+        let spans: Vec<Span> = (0..200u32)
+            .map(|i| Span {
+                trace_id: vec![1; 16],
+                span_id: i.to_be_bytes().repeat(2),
+                name: "x".repeat(100),
+                ..Default::default()
+            })
+            .collect();
+        let rs = vec![ResourceSpans {
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }];
+        let parts = exporter.encode_capped(rs);
+        assert!(parts.len() > 1);
+        assert!(
+            parts.iter().all(|p| p.len() <= 4096),
+            "{:?}",
+            parts.iter().map(Vec::len).collect::<Vec<_>>()
+        );
+        let total: usize = parts
+            .iter()
+            .map(|p| {
+                let r = opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest::decode(p.as_slice()).unwrap();
+                crate::data::count_spans(&r.resource_spans)
+            })
+            .sum();
+        assert_eq!(total, 200);
+    }
+
+    /// Kafka's own test vectors for `Utils.murmur2`.
+    #[test]
+    fn murmur2_matches_kafka() {
+        for (s, want) in [
+            ("21", -973932308i32),
+            ("foobar", -790332482),
+            ("a-little-bit-long-string", -985981536),
+            ("a-little-bit-longer-string", -1486304829),
+            (
+                "lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8",
+                -58897971,
+            ),
+        ] {
+            assert_eq!(murmur2(s.as_bytes()) as i32, want, "{s}");
+        }
+        assert_eq!(partition_for(&[[1u8; 8], [9u8; 8]].concat(), 4), 3);
+    }
 
     #[test]
     fn split_keeps_resources_and_groups_by_key() {
