@@ -2,6 +2,7 @@
 //! the hot path) with a cached span count, its accounting guard and a shared encoding cache.
 
 pub mod ack;
+pub mod attrs;
 pub mod gzip;
 pub mod json;
 pub mod rpc;

@@ -3,13 +3,13 @@
 use std::io::Write;
 use std::sync::Arc;
 
-use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValueKind;
 use serde::Deserialize;
 
 use crate::component::registry::{parse_config, Check, Problems};
 use crate::component::{
     BoxFuture, BuildError, ExportError, Exporter, ExporterConfig, ExporterContext,
 };
+use crate::data::attrs::str_attr;
 use crate::data::{heavy, json, SpanBatch};
 use crate::exporter_helper_fields;
 use crate::exporters::helper::HelperSettings;
@@ -66,13 +66,8 @@ struct DebugExporter {
 
 fn service_name(rs: &opentelemetry_proto::tonic::trace::v1::ResourceSpans) -> &str {
     rs.resource
-        .iter()
-        .flat_map(|r| &r.attributes)
-        .find(|kv| kv.key == "service.name")
-        .and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
-            AnyValueKind::StringValue(s) => Some(s.as_str()),
-            _ => None,
-        })
+        .as_ref()
+        .and_then(|r| str_attr(&r.attributes, "service.name"))
         .unwrap_or("-")
 }
 

@@ -11,7 +11,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use serde::Deserialize;
 
 use super::tail_sampling::cache::SampledCache as RecentIds;
@@ -20,6 +19,7 @@ use crate::component::registry::{parse_config, Check, Problems};
 use crate::component::{
     BuildError, InlineProcessor, Processor, ProcessorConfig, ProcessorContext, Verdict,
 };
+use crate::data::attrs::str_attr;
 use crate::data::{trace_key, SpanBatch};
 use crate::telemetry::metrics::Counter;
 
@@ -162,15 +162,7 @@ impl RateLimiter {
         attrs: Option<&'a [opentelemetry_proto::tonic::common::v1::KeyValue]>,
     ) -> &'a str {
         let Some(key) = &self.key else { return "" };
-        attrs
-            .into_iter()
-            .flatten()
-            .find(|kv| &kv.key == key)
-            .and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
-                Value::StringValue(s) => Some(s.as_str()),
-                _ => None,
-            })
-            .unwrap_or("")
+        attrs.and_then(|a| str_attr(a, key)).unwrap_or("")
     }
 }
 
@@ -321,7 +313,7 @@ impl InlineProcessor for RateLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
+    use opentelemetry_proto::tonic::common::v1::{any_value::Value, AnyValue, KeyValue};
     use opentelemetry_proto::tonic::resource::v1::Resource;
     use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 

@@ -12,7 +12,6 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
-use opentelemetry_proto::tonic::common::v1::{any_value::Value, KeyValue};
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message;
 use rdkafka::config::ClientConfig;
@@ -20,6 +19,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 
 use crate::component::{BoxFuture, ExportError, Exporter};
+use crate::data::attrs::str_attr;
 use crate::data::{heavy, json, SpanBatch};
 use config::{Compression, Encoding, KafkaExporterConfig, PartitionBy};
 
@@ -70,15 +70,6 @@ impl KafkaExporter {
             max_message_bytes: cfg.max_message_bytes,
         })
     }
-}
-
-fn string_attr<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a str> {
-    attrs.iter().find(|kv| kv.key == key).and_then(|kv| {
-        match kv.value.as_ref()?.value.as_ref()? {
-            Value::StringValue(s) if !s.is_empty() => Some(s.as_str()),
-            _ => None,
-        }
-    })
 }
 
 /// Splits spans by message key, keeping each span under its resource and scope.
@@ -255,11 +246,13 @@ impl Exporter for KafkaExporter {
                 let groups = split_by_key(batch.resource_spans(), |rs, span| {
                     let key = match by {
                         PartitionBy::TraceId => span.trace_id.clone(),
-                        PartitionBy::Session => string_attr(&span.attributes, session)
+                        PartitionBy::Session => str_attr(&span.attributes, session)
+                            .filter(|s| !s.is_empty())
                             .or_else(|| {
                                 rs.resource
                                     .as_ref()
-                                    .and_then(|r| string_attr(&r.attributes, session))
+                                    .and_then(|r| str_attr(&r.attributes, session))
+                                    .filter(|s| !s.is_empty())
                             })
                             .map(|s| s.as_bytes().to_vec())
                             .unwrap_or_else(|| span.trace_id.clone()),

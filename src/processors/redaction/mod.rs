@@ -26,6 +26,7 @@ use crate::component::registry::{parse_config, Check, Problems};
 use crate::component::{
     BuildError, InlineProcessor, Processor, ProcessorConfig, ProcessorContext, Verdict,
 };
+use crate::data::attrs::set_attr;
 use crate::data::SpanBatch;
 use crate::telemetry::metrics::{Counter, Metrics};
 pub use detect::{luhn, Builtin};
@@ -457,7 +458,7 @@ impl Redactor {
             }
             keys.sort();
             let joined = keys.join(",");
-            put(attrs, keys_attr, Value::StringValue(joined));
+            set_attr(attrs, keys_attr, Value::StringValue(joined));
         }
         self.put_count(attrs, count_attr, count);
     }
@@ -471,7 +472,7 @@ impl Redactor {
                 _ => None,
             })
             .unwrap_or(0);
-        put(attrs, key, Value::IntValue(existing + n));
+        set_attr(attrs, key, Value::IntValue(existing + n));
     }
 
     fn scrub_in_place(&self, s: &mut String, key: &str, hits: &mut Vec<Hit>) {
@@ -496,18 +497,6 @@ impl Redactor {
         if let Some(st) = span.status.as_mut() {
             self.scrub_in_place(&mut st.message, "status.message", hits);
         }
-    }
-}
-
-fn put(attrs: &mut Vec<KeyValue>, key: &str, v: Value) {
-    let value = Some(AnyValue { value: Some(v) });
-    match attrs.iter_mut().find(|kv| kv.key == key) {
-        Some(kv) => kv.value = value,
-        None => attrs.push(KeyValue {
-            key: key.to_string(),
-            value,
-            ..Default::default()
-        }),
     }
 }
 

@@ -16,7 +16,7 @@ pub mod index;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use opentelemetry_proto::tonic::common::v1::{any_value::Value, AnyValue, KeyValue};
+use opentelemetry_proto::tonic::common::v1::{any_value::Value, KeyValue};
 use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
 use serde::Deserialize;
 
@@ -24,6 +24,7 @@ use crate::component::registry::{parse_config, Check, Problems};
 use crate::component::{
     BuildError, InlineProcessor, Processor, ProcessorConfig, ProcessorContext, Verdict,
 };
+use crate::data::attrs::{set_attr, str_attr};
 use crate::data::{trace_key, SpanBatch};
 pub use index::SessionIndex;
 
@@ -165,21 +166,8 @@ fn find_session<'a>(keys: &[String], attrs: &'a [KeyValue]) -> Option<std::borro
 
 /// Sets `key` to `session` on a span's attributes (no-op when it already says so).
 pub fn stamp(attrs: &mut Vec<KeyValue>, key: &str, session: &str) {
-    let value = Some(AnyValue {
-        value: Some(Value::StringValue(session.to_string())),
-    });
-    match attrs.iter_mut().find(|kv| kv.key == key) {
-        Some(kv) => {
-            let same = matches!(kv.value.as_ref().and_then(|v| v.value.as_ref()), Some(Value::StringValue(s)) if s == session);
-            if !same {
-                kv.value = value;
-            }
-        }
-        None => attrs.push(KeyValue {
-            key: key.to_string(),
-            value,
-            ..Default::default()
-        }),
+    if str_attr(attrs, key) != Some(session) {
+        set_attr(attrs, key, Value::StringValue(session.to_string()));
     }
 }
 
@@ -312,6 +300,7 @@ mod hold {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use opentelemetry_proto::tonic::common::v1::AnyValue;
     use opentelemetry_proto::tonic::resource::v1::Resource;
     use opentelemetry_proto::tonic::trace::v1::{ScopeSpans, Span};
 
