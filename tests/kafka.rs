@@ -79,12 +79,7 @@ service:
             } else {
                 ExportTraceServiceRequest::decode(payload.as_slice()).unwrap()
             };
-            for s in req
-                .resource_spans
-                .iter()
-                .flat_map(|r| &r.scope_spans)
-                .flat_map(|s| &s.spans)
-            {
+            for s in common::spans_of(&req.resource_spans) {
                 // The partition a keyed Java/librdkafka producer would choose for the trace id.
                 assert_eq!(
                     *partition,
@@ -136,12 +131,7 @@ fn unique_spans(files: &[std::path::PathBuf]) -> HashSet<(Vec<u8>, Vec<u8>)> {
             let Ok(req) = spangate::data::json::decode_request(line.as_bytes()) else {
                 continue;
             };
-            for s in req
-                .resource_spans
-                .iter()
-                .flat_map(|r| &r.scope_spans)
-                .flat_map(|s| &s.spans)
-            {
+            for s in common::spans_of(&req.resource_spans) {
                 set.insert((s.trace_id.clone(), s.span_id.clone()));
             }
         }
@@ -489,12 +479,7 @@ service:
     let mut spans = 0;
     for (partition, _, payload) in &messages {
         let req = ExportTraceServiceRequest::decode(payload.as_slice()).unwrap();
-        for s in req
-            .resource_spans
-            .iter()
-            .flat_map(|r| &r.scope_spans)
-            .flat_map(|s| &s.spans)
-        {
+        for s in common::spans_of(&req.resource_spans) {
             let Some(Value::StringValue(session)) =
                 s.attributes[0].value.as_ref().and_then(|v| v.value.clone())
             else {

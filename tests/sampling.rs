@@ -125,19 +125,8 @@ fn send_traces(http: u16) -> (usize, usize) {
 
 fn kept_trace_spans(sg: &Spangate) -> std::collections::HashMap<Vec<u8>, usize> {
     let mut per_trace = std::collections::HashMap::new();
-    for line in std::fs::read_to_string(sg.path("kept.jsonl"))
-        .unwrap_or_default()
-        .lines()
-    {
-        let req = spangate::data::json::decode_request(line.as_bytes()).unwrap();
-        for s in req
-            .resource_spans
-            .iter()
-            .flat_map(|r| &r.scope_spans)
-            .flat_map(|s| &s.spans)
-        {
-            *per_trace.entry(s.trace_id.clone()).or_insert(0) += 1;
-        }
+    for s in common::file_spans(&sg.path("kept.jsonl")) {
+        *per_trace.entry(s.trace_id).or_insert(0) += 1;
     }
     per_trace
 }
@@ -423,25 +412,17 @@ service:
         ),
         1.0
     );
-    let out = std::fs::read_to_string(sg.path("kept.jsonl")).unwrap();
+    assert!(sg.path("kept.jsonl").exists());
     let mut stamped = 0;
-    for line in out.lines() {
-        let req = spangate::data::json::decode_request(line.as_bytes()).unwrap();
-        for s in req
-            .resource_spans
-            .iter()
-            .flat_map(|r| &r.scope_spans)
-            .flat_map(|s| &s.spans)
-        {
-            assert_ne!(s.trace_id, trace_id(3));
-            assert!(
-                s.attributes.iter().any(|kv| kv.key == "session.id"),
-                "span {:?} of trace {:?} unstamped",
-                s.span_id,
-                s.trace_id
-            );
-            stamped += 1;
-        }
+    for s in common::file_spans(&sg.path("kept.jsonl")) {
+        assert_ne!(s.trace_id, trace_id(3));
+        assert!(
+            s.attributes.iter().any(|kv| kv.key == "session.id"),
+            "span {:?} of trace {:?} unstamped",
+            s.span_id,
+            s.trace_id
+        );
+        stamped += 1;
     }
     assert_eq!(
         stamped, 3,

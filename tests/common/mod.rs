@@ -253,6 +253,32 @@ pub fn encode_spans(spans: Vec<opentelemetry_proto::tonic::trace::v1::Span>) -> 
     .encode_to_vec()
 }
 
+/// The spans of a request's resource spans, in order.
+pub fn spans_of(
+    rs: &[opentelemetry_proto::tonic::trace::v1::ResourceSpans],
+) -> impl Iterator<Item = &opentelemetry_proto::tonic::trace::v1::Span> {
+    rs.iter()
+        .flat_map(|r| &r.scope_spans)
+        .flat_map(|s| &s.spans)
+}
+
+/// Every span in an OTLP/JSON lines file (what the file exporter writes); none when the file
+/// does not exist. An undecodable line fails the test.
+pub fn file_spans(path: &Path) -> Vec<opentelemetry_proto::tonic::trace::v1::Span> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .flat_map(|l| {
+            let req = spangate::data::json::decode_request(l.as_bytes())
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            req.resource_spans
+                .into_iter()
+                .flat_map(|r| r.scope_spans)
+                .flat_map(|s| s.spans)
+        })
+        .collect()
+}
+
 pub fn write_file(dir: &Path, name: &str, content: &[u8]) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, content).expect("write");
