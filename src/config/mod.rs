@@ -7,6 +7,7 @@ pub mod duration;
 pub mod env;
 pub mod graph;
 pub mod id;
+pub mod secret;
 pub mod service;
 pub mod yaml;
 

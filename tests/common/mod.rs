@@ -298,18 +298,24 @@ pub struct Certs {
 pub fn make_certs(dir: &Path) -> Certs {
     use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
     let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    // Distinct subject names: OpenSSL (librdkafka) takes a leaf whose subject equals its
+    // issuer's for self-signed, and rcgen gives every certificate the same default name.
+    let named = |sans: Vec<String>, cn: &str| {
+        let mut p = CertificateParams::new(sans).unwrap();
+        p.distinguished_name = rcgen::DistinguishedName::new();
+        p.distinguished_name.push(rcgen::DnType::CommonName, cn);
+        p
+    };
+    let mut ca_params = named(Vec::new(), "spangate test CA");
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     let ca_cert = ca_params.self_signed(&ca_key).unwrap();
     let issuer = rcgen::Issuer::new(ca_params, ca_key);
     let server_key = KeyPair::generate().unwrap();
-    let server = CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()])
-        .unwrap()
+    let server = named(vec!["localhost".into(), "127.0.0.1".into()], "localhost")
         .signed_by(&server_key, &issuer)
         .unwrap();
     let client_key = KeyPair::generate().unwrap();
-    let client = CertificateParams::new(vec!["client".into()])
-        .unwrap()
+    let client = named(vec!["client".into()], "client")
         .signed_by(&client_key, &issuer)
         .unwrap();
     Certs {

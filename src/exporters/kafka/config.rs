@@ -66,6 +66,12 @@ exporter_helper_fields! {
         /// `message.max.bytes` (default 900000, under Kafka's 1 MB default).
         #[serde(default = "default_max_message_bytes")]
         pub max_message_bytes: usize,
+        /// `sasl: { mechanism, username, password }` (and the contrib's older `tls` place).
+        #[serde(default)]
+        pub auth: Option<crate::kafka::Auth>,
+        /// TLS to the brokers: `{ insecure, insecure_skip_verify, ca_file, cert_file, key_file }`.
+        #[serde(default)]
+        pub tls: Option<crate::kafka::Tls>,
     }
 }
 
@@ -81,6 +87,12 @@ fn default_max_message_bytes() -> usize {
 
 fn default_client_id() -> String {
     "spangate".into()
+}
+
+impl KafkaExporterConfig {
+    pub fn security(&self) -> crate::kafka::Security<'_> {
+        crate::kafka::Security::new(&self.auth, &self.tls)
+    }
 }
 
 impl Check for KafkaExporterConfig {
@@ -106,6 +118,7 @@ impl Check for KafkaExporterConfig {
         if self.topic.is_empty() {
             out.push(("topic".into(), "must not be empty".into()));
         }
+        self.security().check(&mut out);
         out
     }
 }

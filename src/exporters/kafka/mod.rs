@@ -40,7 +40,9 @@ pub struct KafkaExporter {
 
 impl KafkaExporter {
     pub fn new(cfg: &KafkaExporterConfig) -> Result<Self, KafkaError> {
-        let producer: FutureProducer = ClientConfig::new()
+        let mut cc = ClientConfig::new();
+        cfg.security().apply(&mut cc);
+        let producer: FutureProducer = cc
             .set("bootstrap.servers", cfg.brokers.join(","))
             .set("client.id", &cfg.client_id)
             .set("partitioner", "murmur2_random")

@@ -52,6 +52,12 @@ pub struct KafkaReceiverConfig {
     /// Group session timeout (default 10s).
     #[serde(default = "default_session", with = "crate::config::duration")]
     pub session_timeout: Duration,
+    /// `sasl: { mechanism, username, password }` (and the contrib's older `tls` place).
+    #[serde(default)]
+    pub auth: Option<crate::kafka::Auth>,
+    /// TLS to the brokers: `{ insecure, insecure_skip_verify, ca_file, cert_file, key_file }`.
+    #[serde(default)]
+    pub tls: Option<crate::kafka::Tls>,
 }
 
 fn default_group() -> String {
@@ -65,6 +71,10 @@ fn default_session() -> Duration {
 }
 
 impl KafkaReceiverConfig {
+    pub fn security(&self) -> crate::kafka::Security<'_> {
+        crate::kafka::Security::new(&self.auth, &self.tls)
+    }
+
     pub fn topic(&self) -> String {
         self.topic
             .clone()
@@ -97,6 +107,7 @@ impl Check for KafkaReceiverConfig {
         if self.group_id.is_empty() {
             out.push(("group_id".into(), "must not be empty".into()));
         }
+        self.security().check(&mut out);
         out
     }
 }

@@ -90,7 +90,9 @@ pub async fn start(
     ctx: ReceiverContext,
 ) -> Result<RunningReceiver, BuildError> {
     let offsets = Arc::new(Offsets::default());
-    let consumer: StreamConsumer<Ctx> = ClientConfig::new()
+    let mut cc = ClientConfig::new();
+    cfg.security().apply(&mut cc);
+    let consumer: StreamConsumer<Ctx> = cc
         .set("bootstrap.servers", cfg.brokers.join(","))
         .set("group.id", &cfg.group_id)
         .set("client.id", &cfg.client_id)

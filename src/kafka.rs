@@ -1,0 +1,247 @@
+//! Kafka client settings shared by the `kafka` receiver and exporter: SASL (PLAIN, SCRAM) and
+//! TLS, in the contrib collector's layout (`auth.sasl`, `tls`; `auth.tls` is accepted too), and
+//! their translation into librdkafka properties.
+
+use rdkafka::config::ClientConfig;
+use serde::Deserialize;
+
+use crate::component::registry::Problems;
+use crate::config::secret::Secret;
+
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+pub enum Mechanism {
+    #[serde(rename = "PLAIN", alias = "plain")]
+    Plain,
+    #[serde(rename = "SCRAM-SHA-256", alias = "scram-sha-256")]
+    ScramSha256,
+    #[serde(rename = "SCRAM-SHA-512", alias = "scram-sha-512")]
+    ScramSha512,
+}
+
+impl Mechanism {
+    fn librdkafka(self) -> &'static str {
+        match self {
+            Mechanism::Plain => "PLAIN",
+            Mechanism::ScramSha256 => "SCRAM-SHA-256",
+            Mechanism::ScramSha512 => "SCRAM-SHA-512",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sasl {
+    /// `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`.
+    pub mechanism: Mechanism,
+    pub username: String,
+    pub password: Secret,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Auth {
+    #[serde(default)]
+    pub sasl: Option<Sasl>,
+    /// The contrib collector's older place for `tls`.
+    #[serde(default)]
+    pub tls: Option<Tls>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    /// Plaintext after all (the contrib meaning of `insecure`).
+    #[serde(default)]
+    pub insecure: bool,
+    /// Encrypt but accept any broker certificate and name. For tests only.
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
+    /// PEM CA bundle to trust instead of the system roots.
+    #[serde(default)]
+    pub ca_file: Option<String>,
+    /// PEM client certificate (mTLS), with `key_file`.
+    #[serde(default)]
+    pub cert_file: Option<String>,
+    /// PEM client key (mTLS), with `cert_file`.
+    #[serde(default)]
+    pub key_file: Option<String>,
+}
+
+/// The security settings of one Kafka client.
+#[derive(Debug, Clone, Copy)]
+pub struct Security<'a> {
+    pub auth: Option<&'a Auth>,
+    pub tls: Option<&'a Tls>,
+}
+
+impl<'a> Security<'a> {
+    pub fn new(auth: &'a Option<Auth>, tls: &'a Option<Tls>) -> Self {
+        Security {
+            auth: auth.as_ref(),
+            tls: tls.as_ref(),
+        }
+    }
+
+    fn sasl(&self) -> Option<&'a Sasl> {
+        self.auth.and_then(|a| a.sasl.as_ref())
+    }
+
+    /// The TLS block in force, if TLS is on.
+    fn tls(&self) -> Option<&'a Tls> {
+        self.tls
+            .or_else(|| self.auth.and_then(|a| a.tls.as_ref()))
+            .filter(|t| !t.insecure)
+    }
+
+    pub fn check(&self, out: &mut Problems) {
+        if self.tls.is_some() && self.auth.is_some_and(|a| a.tls.is_some()) {
+            out.push(("auth.tls".into(), "set tls once (tls or auth.tls)".into()));
+        }
+        if let Some(s) = self.sasl() {
+            if s.username.is_empty() {
+                out.push(("auth.sasl.username".into(), "must not be empty".into()));
+            }
+            if s.password.is_empty() {
+                out.push((
+                    "auth.sasl.password".into(),
+                    "must not be empty (an unset variable gives an empty password)".into(),
+                ));
+            }
+        }
+        if let Some(t) = self.tls() {
+            let at = if self.tls.is_some() {
+                "tls"
+            } else {
+                "auth.tls"
+            };
+            if t.cert_file.is_some() != t.key_file.is_some() {
+                out.push((
+                    at.into(),
+                    "cert_file and key_file must be given together".into(),
+                ));
+            }
+            // librdkafka reads the files itself, later; read them now for a clear error.
+            for (key, file) in [("ca_file", &t.ca_file), ("cert_file", &t.cert_file)] {
+                if let Some(f) = file {
+                    if let Err(e) = crate::tls::load_certs(f) {
+                        out.push((format!("{at}.{key}"), e.to_string()));
+                    }
+                }
+            }
+            if let Some(f) = &t.key_file {
+                if let Err(e) = crate::tls::load_key(f) {
+                    out.push((format!("{at}.key_file"), e.to_string()));
+                }
+            }
+        }
+    }
+
+    /// Sets librdkafka's security properties on `cc`.
+    pub fn apply(&self, cc: &mut ClientConfig) {
+        let (sasl, tls) = (self.sasl(), self.tls());
+        let protocol = match (sasl.is_some(), tls.is_some()) {
+            (false, false) => "plaintext",
+            (false, true) => "ssl",
+            (true, false) => "sasl_plaintext",
+            (true, true) => "sasl_ssl",
+        };
+        cc.set("security.protocol", protocol);
+        if let Some(s) = sasl {
+            if s.mechanism == Mechanism::Plain && tls.is_none() {
+                tracing::warn!(
+                    "kafka SASL/PLAIN without tls sends the password in clear; add a tls block"
+                );
+            }
+            cc.set("sasl.mechanism", s.mechanism.librdkafka())
+                .set("sasl.username", &s.username)
+                .set("sasl.password", s.password.expose());
+        }
+        if let Some(t) = tls {
+            if let Some(f) = &t.ca_file {
+                cc.set("ssl.ca.location", f);
+            }
+            if let (Some(c), Some(k)) = (&t.cert_file, &t.key_file) {
+                cc.set("ssl.certificate.location", c)
+                    .set("ssl.key.location", k);
+            }
+            if t.insecure_skip_verify {
+                cc.set("enable.ssl.certificate.verification", "false")
+                    .set("ssl.endpoint.identification.algorithm", "none");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn props(auth: serde_json::Value, tls: serde_json::Value) -> (ClientConfig, Problems) {
+        let auth: Option<Auth> = serde_json::from_value(auth).unwrap();
+        let tls: Option<Tls> = serde_json::from_value(tls).unwrap();
+        let sec = Security::new(&auth, &tls);
+        let mut out = Vec::new();
+        sec.check(&mut out);
+        let mut cc = ClientConfig::new();
+        sec.apply(&mut cc);
+        (cc, out)
+    }
+
+    #[test]
+    fn protocol_follows_sasl_and_tls() {
+        use serde_json::json;
+        let sasl =
+            json!({"sasl": {"mechanism": "SCRAM-SHA-512", "username": "u", "password": "p"}});
+        let cases = [
+            (json!(null), json!(null), "plaintext"),
+            (json!(null), json!({}), "ssl"),
+            (json!(null), json!({"insecure": true}), "plaintext"),
+            (sasl.clone(), json!(null), "sasl_plaintext"),
+            (
+                sasl.clone(),
+                json!({"insecure_skip_verify": true}),
+                "sasl_ssl",
+            ),
+            (json!({"tls": {}}), json!(null), "ssl"),
+        ];
+        for (auth, tls, want) in cases {
+            let (cc, problems) = props(auth.clone(), tls.clone());
+            assert!(problems.is_empty(), "{problems:?}");
+            assert_eq!(cc.get("security.protocol"), Some(want), "{auth} {tls}");
+        }
+        let (cc, _) = props(sasl, json!({"insecure_skip_verify": true}));
+        assert_eq!(cc.get("sasl.mechanism"), Some("SCRAM-SHA-512"));
+        assert_eq!(cc.get("sasl.password"), Some("p"));
+        assert_eq!(cc.get("enable.ssl.certificate.verification"), Some("false"));
+    }
+
+    #[test]
+    fn problems_are_reported() {
+        use serde_json::json;
+        let (_, problems) = props(
+            json!({"sasl": {"mechanism": "PLAIN", "username": "", "password": ""}, "tls": {}}),
+            json!({"cert_file": "/nonexistent/cert.pem", "ca_file": "/nonexistent/ca.pem"}),
+        );
+        let keys: Vec<&str> = problems.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "auth.tls",
+                "auth.sasl.username",
+                "auth.sasl.password",
+                "tls",
+                "tls.ca_file",
+                "tls.cert_file"
+            ]
+        );
+    }
+
+    #[test]
+    fn password_never_prints() {
+        let auth: Auth = serde_json::from_value(serde_json::json!(
+            {"sasl": {"mechanism": "PLAIN", "username": "u", "password": "hunter2"}}
+        ))
+        .unwrap();
+        assert!(!format!("{auth:?}").contains("hunter2"));
+    }
+}
