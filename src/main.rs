@@ -12,6 +12,7 @@ fn main() {
     let paths = cli.config_paths();
     let code = match cli.command {
         Some(Command::Validate) => spangate::app::validate(&paths),
+        Some(Command::Traces(ref t)) => t.run(),
         Some(Command::Run) | None => {
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use serde::{de, Deserializer};
 
-/// Parses a Go-style duration. Units: ns, us (µs), ms, s, m, h. `0` alone is allowed.
+/// Parses a Go-style duration. Units: ns, us (µs), ms, s, m, h, and d (days, for retention
+/// periods). `0` alone is allowed.
 pub fn parse(text: &str) -> Result<Duration, String> {
     let s = text.trim();
     if s == "0" {
@@ -35,6 +36,7 @@ pub fn parse(text: &str) -> Result<Duration, String> {
             "s" => 1e9,
             "m" => 60e9,
             "h" => 3600e9,
+            "d" => 86400e9,
             _ => return Err(bad()),
         };
         rest = &rest[unit_len..];
@@ -80,6 +82,18 @@ pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error
     d.deserialize_any(DurationVisitor)
 }
 
+/// serde helper for optional durations: `#[serde(default, with = "crate::config::duration::option")]`.
+pub mod option {
+    use super::*;
+    use serde::Deserialize;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        #[derive(Deserialize)]
+        struct Wrap(#[serde(deserialize_with = "super::deserialize")] Duration);
+        Ok(Option::<Wrap>::deserialize(d)?.map(|w| w.0))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,6 +106,7 @@ mod tests {
         assert_eq!(parse("1h").unwrap(), Duration::from_secs(3600));
         assert_eq!(parse("1m30s").unwrap(), Duration::from_secs(90));
         assert_eq!(parse("1.5s").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse("7d").unwrap(), Duration::from_secs(7 * 86400));
         assert_eq!(parse("0").unwrap(), Duration::ZERO);
         for bad in ["", "10", "ms", "10x", "-1s", "1.2.3s"] {
             assert!(parse(bad).is_err(), "{bad}");

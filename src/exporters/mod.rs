@@ -5,6 +5,7 @@ pub mod file;
 pub mod helper;
 pub mod kafka;
 pub mod otlp;
+pub mod postgres;
 pub mod tls;
 
 use crate::component::registry::Registry;
@@ -18,4 +19,5 @@ pub fn register(r: &mut Registry) {
     r.add_exporter("debug", debug::parse);
     r.add_exporter("file", file::parse);
     r.add_exporter("kafka", kafka::config::parse);
+    r.add_exporter("postgres", postgres::config::parse);
 }

@@ -4,6 +4,7 @@
 
 pub mod client;
 pub mod kafka;
+pub mod postgres;
 pub mod sink;
 
 use std::io::Read;
