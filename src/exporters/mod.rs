@@ -6,6 +6,7 @@ pub mod helper;
 pub mod kafka;
 pub mod otlp;
 pub mod postgres;
+pub mod tempo;
 pub mod tls;
 
 use crate::component::registry::Registry;
@@ -20,4 +21,5 @@ pub fn register(r: &mut Registry) {
     r.add_exporter("file", file::parse);
     r.add_exporter("kafka", kafka::config::parse);
     r.add_exporter("postgres", postgres::config::parse);
+    r.add_exporter("tempo", tempo::config::parse);
 }

@@ -28,6 +28,45 @@ pub struct SinkState {
     /// Metadata/headers seen (lowercase name -> value) on the last request.
     pub last_headers: Mutex<Vec<(String, String)>>,
     pub gzip_requests: AtomicUsize,
+    /// Headers of each recorded request, in the order of `requests`.
+    pub request_headers: Mutex<Vec<Vec<(String, String)>>>,
+    /// Fault injection, as Grafana Tempo does it: a request larger than this many bytes
+    /// (0 = no limit) is refused with RESOURCE_EXHAUSTED / HTTP 429 "ingestion rate limit".
+    pub limit_bytes: AtomicUsize,
+    /// Fault injection: refuse this many coming requests as rate limited (small, retryable).
+    pub rate_limit_next: AtomicUsize,
+}
+
+impl SinkState {
+    /// Tempo's answer to `size` bytes, if it refuses them.
+    fn tempo_refusal(&self, size: usize) -> Option<String> {
+        let limit = self.limit_bytes.load(Ordering::SeqCst);
+        let busy = self
+            .rate_limit_next
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if busy || (limit > 0 && size > limit) {
+            let (limit, adding) = if busy {
+                (size * 10, size)
+            } else {
+                (limit, size)
+            };
+            return Some(format!(
+                "RATE_LIMITED: ingestion rate limit (local: {limit} bytes, global: 0 bytes) exceeded while adding {adding} bytes for user single-tenant"
+            ));
+        }
+        None
+    }
+
+    /// The value of header `name` on each recorded request.
+    pub fn header_per_request(&self, name: &str) -> Vec<Option<String>> {
+        self.request_headers
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|h| h.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+            .collect()
+    }
 }
 
 impl SinkState {
@@ -154,6 +193,11 @@ impl TraceService for GrpcSink {
         if self.0.down.load(Ordering::SeqCst) {
             return Err(tonic::Status::unavailable("sink is down"));
         }
+        if let Some(msg) = self.0.tempo_refusal(request.get_ref().encoded_len()) {
+            return Err(tonic::Status::resource_exhausted(msg));
+        }
+        let headers = self.0.last_headers.lock().unwrap().clone();
+        self.0.request_headers.lock().unwrap().push(headers);
         self.0.requests.lock().unwrap().push(request.into_inner());
         Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
     }
@@ -199,6 +243,20 @@ async fn http_sink(
     } else {
         ExportTraceServiceRequest::decode(&raw[..]).unwrap()
     };
+    if let Some(message) = st.tempo_refusal(raw.len()) {
+        let status = spangate::data::rpc::RpcStatus {
+            code: 8,
+            message,
+            details: vec![],
+        };
+        let mut r = http::Response::new(Full::new(Bytes::from(status.encode_to_vec())));
+        *r.status_mut() = http::StatusCode::TOO_MANY_REQUESTS;
+        r.headers_mut()
+            .insert("content-type", "application/x-protobuf".parse().unwrap());
+        return r;
+    }
+    let headers = st.last_headers.lock().unwrap().clone();
+    st.request_headers.lock().unwrap().push(headers);
     st.requests.lock().unwrap().push(request);
     let mut r = http::Response::new(Full::new(Bytes::from(
         ExportTraceServiceResponse::default().encode_to_vec(),

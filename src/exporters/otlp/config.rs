@@ -121,10 +121,11 @@ impl Check for OtlpExporterConfig {
     }
 }
 
-fn parse_with_default(
+/// The config with its protocol settled (`default` when unset) and checked.
+pub fn parse_settled(
     v: &serde_json::Value,
     default: Protocol,
-) -> Result<Arc<dyn ExporterConfig>, Problems> {
+) -> Result<OtlpExporterConfig, Problems> {
     let mut c = parse_config::<OtlpExporterConfig>(v)?;
     match c.protocol {
         None => c.protocol = Some(default),
@@ -141,7 +142,14 @@ fn parse_with_default(
     if !problems.is_empty() {
         return Err(problems);
     }
-    Ok(Arc::new(c))
+    Ok(c)
+}
+
+fn parse_with_default(
+    v: &serde_json::Value,
+    default: Protocol,
+) -> Result<Arc<dyn ExporterConfig>, Problems> {
+    Ok(Arc::new(parse_settled(v, default)?))
 }
 
 pub fn parse_otlp(v: &serde_json::Value) -> Result<Arc<dyn ExporterConfig>, Problems> {

@@ -129,7 +129,11 @@ impl GrpcExporter {
         })
     }
 
-    async fn call(&self, batch: &SpanBatch) -> Result<Bytes, ExportError> {
+    async fn call(
+        &self,
+        batch: &SpanBatch,
+        extra: Option<&http::HeaderMap>,
+    ) -> Result<Bytes, ExportError> {
         let mut request = http::Request::post(self.uri.clone())
             .header(http::header::CONTENT_TYPE, "application/grpc")
             .header("te", "trailers")
@@ -144,6 +148,9 @@ impl GrpcExporter {
                 rejected: None,
             })?;
         request.headers_mut().extend(self.headers.clone());
+        if let Some(extra) = extra {
+            request.headers_mut().extend(extra.clone());
+        }
         let mut channel = self.channel.clone();
         let unavailable = |e: &dyn std::fmt::Display| ExportError::Retryable {
             reason: format!("UNAVAILABLE: {e}"),
@@ -200,18 +207,27 @@ fn unframe(body: Bytes, gzipped: bool) -> Bytes {
     message
 }
 
+impl GrpcExporter {
+    /// One export with `extra` headers on top of the configured ones (e.g. a tenant).
+    pub async fn send(
+        &self,
+        batch: &SpanBatch,
+        extra: Option<&http::HeaderMap>,
+    ) -> Result<(), ExportError> {
+        let message = self.call(batch, extra).await?;
+        let response = ExportTraceServiceResponse::decode(message).unwrap_or_default();
+        match response.partial_success {
+            Some(p) if p.rejected_spans > 0 => Err(ExportError::Permanent {
+                reason: format!("backend rejected spans: {}", p.error_message),
+                rejected: Some(p.rejected_spans as u64),
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
 impl Exporter for GrpcExporter {
     fn export<'a>(&'a self, batch: &'a SpanBatch) -> BoxFuture<'a, Result<(), ExportError>> {
-        Box::pin(async move {
-            let message = self.call(batch).await?;
-            let response = ExportTraceServiceResponse::decode(message).unwrap_or_default();
-            match response.partial_success {
-                Some(p) if p.rejected_spans > 0 => Err(ExportError::Permanent {
-                    reason: format!("backend rejected spans: {}", p.error_message),
-                    rejected: Some(p.rejected_spans as u64),
-                }),
-                _ => Ok(()),
-            }
-        })
+        Box::pin(self.send(batch, None))
     }
 }

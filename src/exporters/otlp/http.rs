@@ -88,7 +88,18 @@ fn error_message(body: &[u8], encoding: Encoding) -> String {
 
 impl Exporter for HttpExporter {
     fn export<'a>(&'a self, batch: &'a SpanBatch) -> BoxFuture<'a, Result<(), ExportError>> {
-        Box::pin(async move {
+        Box::pin(self.send(batch, None))
+    }
+}
+
+impl HttpExporter {
+    /// One export with `extra` headers on top of the configured ones (e.g. a tenant).
+    pub async fn send(
+        &self,
+        batch: &SpanBatch,
+        extra: Option<&HeaderMap>,
+    ) -> Result<(), ExportError> {
+        {
             let (payload, content_type): (Bytes, &str) = match self.encoding {
                 Encoding::Proto => (batch.encoded(), "application/x-protobuf"),
                 Encoding::Json => (
@@ -102,6 +113,7 @@ impl Exporter for HttpExporter {
                 .client
                 .post(&self.url)
                 .headers(self.headers.clone())
+                .headers(extra.cloned().unwrap_or_default())
                 .header(http::header::CONTENT_TYPE, content_type);
             let body = if self.gzip {
                 req = req.header(http::header::CONTENT_ENCODING, "gzip");
@@ -167,6 +179,6 @@ impl Exporter for HttpExporter {
                     rejected: None,
                 })
             }
-        })
+        }
     }
 }
