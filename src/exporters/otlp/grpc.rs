@@ -38,6 +38,11 @@ pub enum GrpcSetupError {
 
 impl GrpcExporter {
     pub fn new(cfg: &OtlpExporterConfig) -> Result<Self, GrpcSetupError> {
+        Self::with_path(cfg, EXPORT_PATH)
+    }
+
+    /// A client for another unary method (`/package.Service/Method`) on the same settings.
+    pub fn with_path(cfg: &OtlpExporterConfig, path: &str) -> Result<Self, GrpcSetupError> {
         let url = endpoint_url(&cfg.endpoint, &cfg.tls);
         let mut endpoint = Endpoint::from_shared(url.clone())?
             .tcp_nodelay(true)
@@ -71,7 +76,7 @@ impl GrpcExporter {
                 http::HeaderValue::from_str(v).map_err(|_| GrpcSetupError::Header(k.clone()))?;
             headers.insert(name, value);
         }
-        let uri = format!("{}{EXPORT_PATH}", url.trim_end_matches('/'))
+        let uri = format!("{}{path}", url.trim_end_matches('/'))
             .parse()
             .map_err(|_| GrpcSetupError::Header(format!("endpoint {url}")))?;
         Ok(GrpcExporter {
@@ -118,9 +123,20 @@ impl GrpcExporter {
         if !self.gzip {
             return batch.grpc_frame();
         }
-        let message = batch.encoded();
-        heavy(batch.len(), || {
-            let compressed = gzip::compress(&message);
+        self.frame_message(&batch.encoded(), batch.len())
+    }
+
+    /// Any message framed (and gzipped when configured); `spans` sizes the work.
+    pub fn frame_message(&self, message: &[u8], spans: usize) -> Bytes {
+        if !self.gzip {
+            let mut framed = BytesMut::with_capacity(message.len() + 5);
+            framed.put_u8(0);
+            framed.put_u32(message.len() as u32);
+            framed.put_slice(message);
+            return framed.freeze();
+        }
+        heavy(spans, || {
+            let compressed = gzip::compress(message);
             let mut framed = BytesMut::with_capacity(compressed.len() + 5);
             framed.put_u8(1);
             framed.put_u32(compressed.len() as u32);
@@ -134,6 +150,15 @@ impl GrpcExporter {
         batch: &SpanBatch,
         extra: Option<&http::HeaderMap>,
     ) -> Result<Bytes, ExportError> {
+        self.unary(self.frame(batch), extra).await
+    }
+
+    /// One unary call with a framed request; the response message (empty if none).
+    pub async fn unary(
+        &self,
+        frame: Bytes,
+        extra: Option<&http::HeaderMap>,
+    ) -> Result<Bytes, ExportError> {
         let mut request = http::Request::post(self.uri.clone())
             .header(http::header::CONTENT_TYPE, "application/grpc")
             .header("te", "trailers")
@@ -142,7 +167,7 @@ impl GrpcExporter {
             request = request.header("grpc-encoding", "gzip");
         }
         let mut request = request
-            .body(tonic::body::Body::new(Full::new(self.frame(batch))))
+            .body(tonic::body::Body::new(Full::new(frame)))
             .map_err(|e| ExportError::Permanent {
                 reason: format!("building request: {e}"),
                 rejected: None,

@@ -5,14 +5,13 @@
 use std::error::Error;
 
 use bytes::{BufMut, BytesMut};
-use opentelemetry_proto::tonic::common::v1::any_value::Value;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
 use opentelemetry_proto::tonic::trace::v1::span::{Event, Link};
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Serialize, Serializer};
 use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
 
-use crate::data::json::{encode_base64, to_hex};
+pub use crate::data::attrs::Attrs;
+use crate::data::json::to_hex;
 
 type Result = std::result::Result<IsNull, Box<dyn Error + Sync + Send>>;
 
@@ -75,46 +74,6 @@ impl<T: Serialize + std::fmt::Debug + Sync> ToSql for Jsonb<T> {
     }
 
     to_sql_checked!();
-}
-
-/// Attributes as a JSON object, values keeping their types.
-#[derive(Debug)]
-pub struct Attrs<'a>(pub &'a [KeyValue]);
-
-impl Serialize for Attrs<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(Some(self.0.len()))?;
-        for kv in self.0 {
-            m.serialize_entry(&kv.key, &Val(kv.value.as_ref()))?;
-        }
-        m.end()
-    }
-}
-
-struct Val<'a>(Option<&'a AnyValue>);
-
-impl Serialize for Val<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        match self.0.and_then(|v| v.value.as_ref()) {
-            // A string-table index only means something inside a profiles message.
-            None | Some(Value::StringValueStrindex(_)) => s.serialize_unit(),
-            Some(Value::StringValue(v)) => s.serialize_str(v),
-            Some(Value::BoolValue(v)) => s.serialize_bool(*v),
-            Some(Value::IntValue(v)) => s.serialize_i64(*v),
-            // JSON has no NaN or infinities: those become their names.
-            Some(Value::DoubleValue(v)) if v.is_finite() => s.serialize_f64(*v),
-            Some(Value::DoubleValue(v)) => s.serialize_str(&v.to_string()),
-            Some(Value::BytesValue(v)) => s.serialize_str(&encode_base64(v)),
-            Some(Value::ArrayValue(a)) => {
-                let mut seq = s.serialize_seq(Some(a.values.len()))?;
-                for v in &a.values {
-                    seq.serialize_element(&Val(Some(v)))?;
-                }
-                seq.end()
-            }
-            Some(Value::KvlistValue(kv)) => Attrs(&kv.values).serialize(s),
-        }
-    }
 }
 
 /// Events as `[{name, time_unix_nano, attributes}]`.
@@ -192,7 +151,8 @@ pub fn status_name(code: i32) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use opentelemetry_proto::tonic::common::v1::{ArrayValue, KeyValueList};
+    use opentelemetry_proto::tonic::common::v1::any_value::Value;
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, ArrayValue, KeyValue, KeyValueList};
 
     fn kv(key: &str, v: Value) -> KeyValue {
         KeyValue {
