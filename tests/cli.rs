@@ -38,6 +38,7 @@ fn example_configs_are_valid() {
     for f in [
         "examples/two-tier/agent.yaml",
         "examples/two-tier/sampler.yaml",
+        "examples/backends.yaml",
     ] {
         let (code, _, err) = spangate(&["validate", "--config", f], root);
         assert_eq!(code, 0, "{f}: {err}");
@@ -241,4 +242,44 @@ service:
         logs.contains("spans not exported before the shutdown deadline, counted as failed"),
         "{logs}"
     );
+}
+
+#[test]
+fn backend_exporter_mistakes_are_named_and_secrets_stay_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bad.yaml");
+    std::fs::write(
+        &config,
+        "
+receivers:
+  otlp: { protocols: { http: { endpoint: 127.0.0.1:0 } } }
+exporters:
+  postgres: { dsn: 'postgres://u:hunter2@db/traces?sslmode=require', schema: 'bad-name' }
+  postgres/nohost: { dsn: 'not a dsn ==', batch_size: 0 }
+  jaeger: { endpoint: j:14250, protocol: thrift }
+  tempo: { endpoint: t:4317, headers: { X-Scope-OrgID: a }, auth: { username: '', password: s3cret } }
+  kafka: { brokers: [k:9092], auth: { sasl: { mechanism: PLAIN, username: u, password: '' } }, tls: { ca_file: /nonexistent.pem } }
+service:
+  pipelines:
+    traces: { receivers: [otlp], exporters: [postgres, postgres/nohost, jaeger, tempo, kafka] }
+",
+    )
+    .unwrap();
+    let (code, _, err) = spangate(&["validate", "--config", "bad.yaml"], dir.path());
+    assert_eq!(code, 1);
+    for want in [
+        "exporters.postgres.dsn: sslmode=require is not available",
+        "exporters.postgres.schema: must be a plain identifier",
+        "exporters.postgres/nohost.dsn: not a valid Postgres connection string",
+        "exporters.postgres/nohost.batch_size: must be at least 1",
+        "exporters.jaeger.protocol: unknown protocol \"thrift\": expected one of: otlp_grpc, otlp_http, grpc",
+        "exporters.tempo.auth.username: must not be empty",
+        "exporters.kafka.auth.sasl.password: must not be empty",
+        "exporters.kafka.tls.ca_file:",
+    ] {
+        assert!(err.contains(want), "missing `{want}` in:\n{err}");
+    }
+    for secret in ["hunter2", "s3cret"] {
+        assert!(!err.contains(secret), "{secret} printed:\n{err}");
+    }
 }
