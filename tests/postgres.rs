@@ -460,3 +460,49 @@ fn database_down_mid_run_loses_nothing() {
     wait_count(&pg, "SELECT count(*) FROM down.spans", 30, 10);
     assert!(sg.logs().contains("postgres"), "{}", sg.logs());
 }
+
+#[test]
+fn retention_deletes_old_spans_in_the_background() {
+    let pg = shared();
+    let (http, grpc) = (free_port(), free_port());
+    let sg = Spangate::start(&config(
+        http,
+        grpc,
+        &pg.dsn(),
+        "retained",
+        "    retention: 1h",
+    ));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let at = |i: u8, start: u64| Span {
+        trace_id: vec![i; 16],
+        span_id: vec![i; 8],
+        name: "op".into(),
+        start_time_unix_nano: start,
+        end_time_unix_nano: start + 1000,
+        ..Default::default()
+    };
+    // Three spans from 2023, two from now.
+    let spans = vec![
+        ("svc", at(1, 1_700_000_000_000_000_000)),
+        ("svc", at(2, 1_700_000_000_000_000_000)),
+        ("svc", at(3, 1_700_000_000_000_000_000)),
+        ("svc", at(4, now)),
+        ("svc", at(5, now)),
+    ];
+    post(http, &request(spans));
+    sg.wait_metric(
+        "spangate_exporter_sent_spans_total",
+        &[("exporter", "postgres")],
+        5.0,
+        30,
+    );
+    wait_count(pg, "SELECT count(*) FROM retained.spans", 2, 30);
+    assert!(
+        sg.logs().contains("postgres retention removed old spans"),
+        "{}",
+        sg.logs()
+    );
+}

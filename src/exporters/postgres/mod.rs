@@ -273,12 +273,16 @@ impl Exporter for PostgresExporter {
     }
 }
 
-/// Deletes spans older than `keep` in small batches, so no long lock or huge transaction.
+/// Deletes spans older than `keep` in small batches, so no long lock or huge transaction:
+/// shortly after start, then every minute.
 async fn retention_loop(pool: std::sync::Weak<Pool>, keep: Duration, id: String) {
+    const FIRST: Duration = Duration::from_secs(5);
     const EVERY: Duration = Duration::from_secs(60);
     const CHUNK: i64 = 5000;
+    let mut wait = FIRST;
     loop {
-        tokio::time::sleep(EVERY).await;
+        tokio::time::sleep(wait).await;
+        wait = EVERY;
         let Some(pool) = pool.upgrade() else { return };
         let sql = format!(
             "DELETE FROM {s}.spans WHERE ctid = ANY(ARRAY(
