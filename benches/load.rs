@@ -27,14 +27,6 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const SPANS_PER_REQUEST: usize = 100;
 const DISTINCT_REQUESTS: u64 = 64;
 
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1)?.parse().ok())
-        .unwrap_or(default)
-}
-
 fn main() {
     // `cargo test --benches` runs this without `--bench`: nothing to measure then.
     if !std::env::args().any(|a| a == "--bench") {
@@ -42,10 +34,13 @@ fn main() {
         return;
     }
     if std::env::args().any(|a| a == "--kafka") {
-        return kafka_load(arg("--seconds", 3), arg("--clients", 2) as usize);
+        return kafka_load(
+            common::arg("--seconds", 3),
+            common::arg("--clients", 2) as usize,
+        );
     }
-    let seconds = arg("--seconds", 10);
-    let clients = arg("--clients", 4) as usize;
+    let seconds = common::arg("--seconds", 10);
+    let clients = common::arg("--clients", 4) as usize;
     let wire: Vec<Bytes> = (0..DISTINCT_REQUESTS)
         .map(|i| Bytes::from(common::request(i, SPANS_PER_REQUEST).encode_to_vec()))
         .collect();

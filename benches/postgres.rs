@@ -5,30 +5,14 @@
 //! starts a throwaway server with initdb/pg_ctl.
 
 mod common;
-// The tests' server harness; the bench uses part of it.
-#[allow(dead_code)]
-#[path = "../tests/common/postgres.rs"]
-mod pg;
+// The tests' harness, for its Postgres server.
+#[path = "../tests/common/mod.rs"]
+mod harness;
 
 use std::time::Instant;
 
 use spangate::data::SpanBatch;
 use spangate::exporters::postgres::encode::{Attrs, Events, Hex, Jsonb, Links, Ts};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1)?.parse().ok())
-        .unwrap_or(default)
-}
 
 const BATCH: usize = 5000;
 
@@ -38,12 +22,12 @@ fn main() {
         eprintln!("postgres: run with `cargo bench --bench postgres`");
         return;
     }
-    let total = arg("--spans", 200_000) as usize;
+    let total = common::arg("--spans", 200_000) as usize;
     let server;
     let dsn = match std::env::var("SPANGATE_BENCH_DSN") {
         Ok(d) => d,
         Err(_) => {
-            server = pg::PgServer::start();
+            server = harness::postgres::PgServer::start();
             server.dsn()
         }
     };

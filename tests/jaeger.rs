@@ -11,12 +11,12 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use common::client::http_post;
 use common::sink::Sink;
-use common::{free_port, Spangate};
+use common::{free_port, kv, Spangate};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{
-    any_value, AnyValue, ArrayValue, InstrumentationScope, KeyValue, KeyValueList,
+    any_value, AnyValue, ArrayValue, InstrumentationScope, KeyValueList,
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{
@@ -81,14 +81,6 @@ fn jaeger_sink() -> (u16, Arc<Mutex<Vec<Vec<u8>>>>) {
         });
     });
     (port, got)
-}
-
-fn kv(k: &str, v: any_value::Value) -> KeyValue {
-    KeyValue {
-        key: k.into(),
-        value: Some(AnyValue { value: Some(v) }),
-        ..Default::default()
-    }
 }
 
 fn s(v: &str) -> any_value::Value {

@@ -4,9 +4,8 @@
 
 mod common;
 
-use common::client::http_post;
 use common::kafka::{start_tansu, tls_front, Broker};
-use common::{encode_spans, file_spans, free_port, make_certs, Spangate};
+use common::{encode_spans, file_spans, free_port, make_certs, post_otlp, Spangate};
 use opentelemetry_proto::tonic::trace::v1::Span;
 
 const SPANS: usize = 20;
@@ -20,13 +19,7 @@ fn send(http: u16) {
             ..Default::default()
         })
         .collect();
-    let (status, _, body) = http_post(
-        http,
-        "/v1/traces",
-        &[("content-type", "application/x-protobuf")],
-        &encode_spans(spans),
-    );
-    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    post_otlp(http, &encode_spans(spans));
 }
 
 fn sent(sg: &Spangate, exporter: &str) -> f64 {

@@ -5,11 +5,10 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::client::{http_post, send_with_sdk, Otlp};
+use common::client::{send_with_sdk, Otlp};
 use common::postgres::{shared, PgServer};
-use common::{free_port, Spangate};
+use common::{free_port, post_otlp, str_kv, Spangate};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{status, ResourceSpans, ScopeSpans, Span, Status};
 use prost::Message;
@@ -56,16 +55,6 @@ fn wait_count(pg: &PgServer, sql: &str, want: i64, secs: u64) {
     }
 }
 
-fn str_kv(k: &str, v: &str) -> KeyValue {
-    KeyValue {
-        key: k.into(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(v.into())),
-        }),
-        ..Default::default()
-    }
-}
-
 /// One request with one resource (service) per span.
 fn request(spans: Vec<(&str, Span)>) -> Vec<u8> {
     ExportTraceServiceRequest {
@@ -85,16 +74,6 @@ fn request(spans: Vec<(&str, Span)>) -> Vec<u8> {
             .collect(),
     }
     .encode_to_vec()
-}
-
-fn post(http: u16, body: &[u8]) {
-    let (status, _, body) = http_post(
-        http,
-        "/v1/traces",
-        &[("content-type", "application/x-protobuf")],
-        body,
-    );
-    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
 }
 
 #[test]
@@ -168,8 +147,8 @@ fn rows_equal_what_the_sdk_sent_and_a_replay_adds_nothing() {
         ..Default::default()
     };
     let body = request((1..=10).map(|i| ("svc", span(i))).collect());
-    post(http, &body);
-    post(http, &body);
+    post_otlp(http, &body);
+    post_otlp(http, &body);
     sg.wait_metric(
         "spangate_exporter_sent_spans_total",
         &[("exporter", "postgres")],
@@ -205,14 +184,14 @@ fn service_edges_follow_a_four_service_chain_and_the_tree_prints() {
     // Ten traces; the children arrive first and the parents in a later request, so edges
     // must be found across batches.
     for t in 1..=10u8 {
-        post(
+        post_otlp(
             http,
             &request(vec![
                 ("payment", chain_span(t, 4, 3, false)),
                 ("ledger", chain_span(t, 5, 4, true)),
             ]),
         );
-        post(
+        post_otlp(
             http,
             &request(vec![
                 ("frontend", chain_span(t, 1, 0, false)),
@@ -228,7 +207,7 @@ fn service_edges_follow_a_four_service_chain_and_the_tree_prints() {
         30,
     );
     // A replay of one request changes no count.
-    post(
+    post_otlp(
         http,
         &request(vec![
             ("payment", chain_span(1, 4, 3, false)),
@@ -338,7 +317,7 @@ fn a_span_postgres_refuses_fails_alone() {
         .collect();
     // Postgres text cannot hold NUL.
     spans[4].1.name = "nul\0byte".into();
-    post(http, &request(spans));
+    post_otlp(http, &request(spans));
     sg.wait_metric(
         "spangate_exporter_send_failed_spans_total",
         &[("exporter", "postgres")],
@@ -424,7 +403,7 @@ fn database_down_mid_run_loses_nothing() {
                 .collect(),
         )
     };
-    post(http, &batch(1));
+    post_otlp(http, &batch(1));
     sg.wait_metric(
         "spangate_exporter_sent_spans_total",
         &[("exporter", "postgres")],
@@ -432,8 +411,8 @@ fn database_down_mid_run_loses_nothing() {
         30,
     );
     pg.stop();
-    post(http, &batch(11));
-    post(http, &batch(21));
+    post_otlp(http, &batch(11));
+    post_otlp(http, &batch(21));
     // Held and retried while the database is away.
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(
@@ -492,7 +471,7 @@ fn retention_deletes_old_spans_in_the_background() {
         ("svc", at(4, now)),
         ("svc", at(5, now)),
     ];
-    post(http, &request(spans));
+    post_otlp(http, &request(spans));
     sg.wait_metric(
         "spangate_exporter_sent_spans_total",
         &[("exporter", "postgres")],

@@ -6,24 +6,12 @@ mod common;
 
 use std::sync::atomic::Ordering;
 
-use common::client::http_post;
 use common::sink::Sink;
-use common::{free_port, Spangate};
+use common::{free_port, post_otlp, str_kv, Spangate};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message;
-
-fn kv(k: &str, v: &str) -> KeyValue {
-    KeyValue {
-        key: k.into(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(v.into())),
-        }),
-        ..Default::default()
-    }
-}
 
 /// One resource per (tenant, span count); `pad` bytes of attribute per span.
 fn request(resources: &[(Option<&str>, u8)], pad: usize) -> Vec<u8> {
@@ -33,7 +21,7 @@ fn request(resources: &[(Option<&str>, u8)], pad: usize) -> Vec<u8> {
             .iter()
             .map(|(tenant, spans)| ResourceSpans {
                 resource: Some(Resource {
-                    attributes: tenant.iter().map(|t| kv("tenant", t)).collect(),
+                    attributes: tenant.iter().map(|t| str_kv("tenant", t)).collect(),
                     ..Default::default()
                 }),
                 scope_spans: vec![ScopeSpans {
@@ -44,7 +32,7 @@ fn request(resources: &[(Option<&str>, u8)], pad: usize) -> Vec<u8> {
                                 trace_id: vec![n; 16],
                                 span_id: vec![n; 8],
                                 name: "op".into(),
-                                attributes: vec![kv("pad", &"x".repeat(pad))],
+                                attributes: vec![str_kv("pad", &"x".repeat(pad))],
                                 ..Default::default()
                             }
                         })
@@ -58,14 +46,13 @@ fn request(resources: &[(Option<&str>, u8)], pad: usize) -> Vec<u8> {
     .encode_to_vec()
 }
 
-fn post(http: u16, body: &[u8]) {
-    let (status, _, body) = http_post(
-        http,
-        "/v1/traces",
-        &[("content-type", "application/x-protobuf")],
-        body,
-    );
-    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+/// The sink's endpoint for `protocol`, in the placeholders `start` fills in.
+fn endpoint(protocol: &str) -> &'static str {
+    if protocol == "grpc" {
+        "127.0.0.1:GRPC"
+    } else {
+        "http://127.0.0.1:HTTP"
+    }
 }
 
 fn start(sink: &Sink, http: u16, exporters: &str) -> Spangate {
@@ -91,11 +78,7 @@ fn fixed_tenant_and_basic_auth_over_grpc_and_http() {
     for protocol in ["grpc", "http"] {
         let sink = Sink::start();
         let http = free_port();
-        let endpoint = if protocol == "grpc" {
-            "127.0.0.1:GRPC"
-        } else {
-            "http://127.0.0.1:HTTP"
-        };
+        let endpoint = endpoint(protocol);
         let sg = start(
             &sink,
             http,
@@ -108,7 +91,7 @@ fn fixed_tenant_and_basic_auth_over_grpc_and_http() {
     auth: {{ username: '12345', password: glc_token }}"
             ),
         );
-        post(http, &request(&[(None, 3)], 10));
+        post_otlp(http, &request(&[(None, 3)], 10));
         sink.state.wait_spans(3, 20);
         let auth = format!(
             "Basic {}",
@@ -141,7 +124,7 @@ fn tenant_from_attribute_sends_one_request_per_tenant() {
     tenant_from_attribute: tenant
     tenant: shared",
     );
-    post(
+    post_otlp(
         http,
         &request(
             &[(Some("a"), 2), (Some("b"), 3), (None, 1), (Some("a"), 4)],
@@ -182,11 +165,7 @@ fn a_request_tempo_finds_too_large_is_split_and_rate_limits_are_retried() {
     for protocol in ["grpc", "http"] {
         let sink = Sink::start();
         let http = free_port();
-        let endpoint = if protocol == "grpc" {
-            "127.0.0.1:GRPC"
-        } else {
-            "http://127.0.0.1:HTTP"
-        };
+        let endpoint = endpoint(protocol);
         let sg = start(
             &sink,
             http,
@@ -200,7 +179,7 @@ fn a_request_tempo_finds_too_large_is_split_and_rate_limits_are_retried() {
         );
         // 40 spans of ~300 bytes in one request; Tempo takes at most 3000 bytes at once.
         sink.state.limit_bytes.store(3000, Ordering::SeqCst);
-        post(http, &request(&[(None, 40)], 300));
+        post_otlp(http, &request(&[(None, 40)], 300));
         sg.wait_metric(
             "spangate_exporter_sent_spans_total",
             &[("exporter", "tempo")],
@@ -210,7 +189,7 @@ fn a_request_tempo_finds_too_large_is_split_and_rate_limits_are_retried() {
         assert_eq!(sink.state.span_count(), 40, "{protocol}");
         assert!(sink.state.requests.lock().unwrap().len() >= 4);
         // One span alone bigger than the limit can never land: failed, with Tempo's reason.
-        post(http, &request(&[(None, 1)], 5000));
+        post_otlp(http, &request(&[(None, 1)], 5000));
         sg.wait_metric(
             "spangate_exporter_send_failed_spans_total",
             &[("exporter", "tempo")],
@@ -221,7 +200,7 @@ fn a_request_tempo_finds_too_large_is_split_and_rate_limits_are_retried() {
         // Plain rate limiting is retried, not split.
         let before = sink.state.requests.lock().unwrap().len();
         sink.state.rate_limit_next.store(2, Ordering::SeqCst);
-        post(http, &request(&[(None, 5)], 10));
+        post_otlp(http, &request(&[(None, 5)], 10));
         sg.wait_metric(
             "spangate_exporter_sent_spans_total",
             &[("exporter", "tempo")],

@@ -113,3 +113,12 @@ pub fn request(seed: u64, spans: usize) -> ExportTraceServiceRequest {
         }],
     }
 }
+
+/// The number after `name` on the command line, else `default`.
+pub fn arg(name: &str, default: u64) -> u64 {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1)?.parse().ok())
+        .unwrap_or(default)
+}

@@ -2,7 +2,6 @@
 //! stopped when the test process exits. Missing, it is a failure, never a skip.
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -53,23 +52,14 @@ pub fn start_tansu(port: u16, advertised: u16, extra: &[&str]) {
         "Kafka tests need the Tansu broker at {}: run ./scripts/test.sh, which provisions it into .tools/, or set SPANGATE_TANSU or SPANGATE_KAFKA",
         bin.display()
     );
-    // A watchdog ends the broker when this test process goes away; it outlives us by
-    // design, so it is not waited for.
+    // The broker and a watchdog that ends it when this test process goes away.
     let script = format!(
         "'{}' broker --listener-url tcp://127.0.0.1:{port} --advertised-listener-url tcp://127.0.0.1:{advertised} --silent {} & b=$!; while kill -0 {} 2>/dev/null; do sleep 1; done; kill $b",
         bin.display(),
         extra.join(" "),
         std::process::id()
     );
-    #[allow(clippy::zombie_processes)]
-    Command::new("sh")
-        .arg("-c")
-        .arg(script)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start tansu");
+    super::watchdog(&script);
     let deadline = Instant::now() + Duration::from_secs(20);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(Instant::now() < deadline, "tansu did not listen on {port}");

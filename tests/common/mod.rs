@@ -254,6 +254,51 @@ pub fn encode_spans(spans: Vec<opentelemetry_proto::tonic::trace::v1::Span>) -> 
     .encode_to_vec()
 }
 
+/// An attribute.
+pub fn kv(
+    key: &str,
+    value: opentelemetry_proto::tonic::common::v1::any_value::Value,
+) -> opentelemetry_proto::tonic::common::v1::KeyValue {
+    opentelemetry_proto::tonic::common::v1::KeyValue {
+        key: key.into(),
+        value: Some(opentelemetry_proto::tonic::common::v1::AnyValue { value: Some(value) }),
+        ..Default::default()
+    }
+}
+
+/// A string attribute.
+pub fn str_kv(key: &str, value: &str) -> opentelemetry_proto::tonic::common::v1::KeyValue {
+    kv(
+        key,
+        opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(value.into()),
+    )
+}
+
+/// POSTs an OTLP protobuf request to spangate's HTTP receiver and expects 200.
+pub fn post_otlp(http: u16, body: &[u8]) {
+    let (status, _, answer) = client::http_post(
+        http,
+        "/v1/traces",
+        &[("content-type", "application/x-protobuf")],
+        body,
+    );
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
+}
+
+/// Runs `script` under `sh`, detached: a watchdog that outlives this process by design (it
+/// stops a server once the test process is gone), so it is never waited for.
+pub fn watchdog(script: &str) {
+    #[allow(clippy::zombie_processes)]
+    std::process::Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start watchdog");
+}
+
 /// The spans of a request's resource spans, in order.
 pub fn spans_of(
     rs: &[opentelemetry_proto::tonic::trace::v1::ResourceSpans],

@@ -118,15 +118,7 @@ impl PgServer {
             bin("pg_ctl").display(),
             data.display()
         );
-        #[allow(clippy::zombie_processes)]
-        Command::new("sh")
-            .arg("-c")
-            .arg(script)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start watchdog");
+        super::watchdog(&script);
         server
     }
 
