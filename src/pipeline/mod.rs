@@ -75,7 +75,8 @@ async fn build(
             };
             let exporter = cfg.build(&ctx)?;
             let (handle, task) =
-                crate::exporters::helper::start(id, exporter, cfg.helper(), telemetry);
+                crate::exporters::helper::start(id, exporter, cfg.helper(), telemetry)
+                    .map_err(|e| BuildError::new(id, e))?;
             running.exporters.push((id.clone(), task));
             exporters.insert(id.clone(), handle);
         }

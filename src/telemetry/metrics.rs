@@ -234,6 +234,14 @@ impl Metrics {
         )
     }
 
+    pub fn exporter_queue_bytes(&self, exporter: &str) -> Gauge {
+        self.gauge(
+            "spangate_exporter_queue_bytes",
+            "Bytes an exporter's disk queue (sending_queue.storage) holds on disk.",
+            &[("exporter", exporter)],
+        )
+    }
+
     pub fn exporter_latency(&self, exporter: &str) -> Histogram {
         self.histogram(
             "spangate_exporter_latency_seconds",

@@ -1,8 +1,10 @@
 //! What every exporter shares, in the OpenTelemetry Collector's exporterhelper order:
 //! sending queue -> consumers -> retry with backoff -> timeout -> one attempt -> metrics.
 
+pub mod disk;
 pub mod queue;
 pub mod retry;
+pub mod wal;
 
 use std::time::Duration;
 
@@ -11,7 +13,7 @@ use serde::Deserialize;
 pub use queue::{start, ExporterHandle};
 pub use retry::RetryConfig;
 
-/// `sending_queue` (in memory).
+/// `sending_queue`: in memory, or on disk with `storage`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct QueueConfig {
@@ -24,6 +26,17 @@ pub struct QueueConfig {
     /// Exports in flight at once.
     #[serde(default = "default_consumers")]
     pub num_consumers: usize,
+    /// A directory: the queue becomes a write-ahead log in `<storage>/<exporter id>/` that
+    /// survives crashes and restarts.
+    #[serde(default)]
+    pub storage: Option<String>,
+    /// With `storage`: the most the log takes on disk; past it, senders wait and receivers refuse.
+    #[serde(default = "default_max_size_mib")]
+    pub max_size_mib: u64,
+    /// With `storage`: how often written records are flushed to the disk itself (`0`: after
+    /// every write). Records survive a crash of the process either way.
+    #[serde(default = "default_fsync", with = "crate::config::duration")]
+    pub fsync_interval: Duration,
 }
 
 impl Default for QueueConfig {
@@ -32,8 +45,18 @@ impl Default for QueueConfig {
             enabled: true,
             queue_size: default_queue_size(),
             num_consumers: default_consumers(),
+            storage: None,
+            max_size_mib: default_max_size_mib(),
+            fsync_interval: default_fsync(),
         }
     }
+}
+
+fn default_max_size_mib() -> u64 {
+    1024
+}
+fn default_fsync() -> Duration {
+    Duration::from_secs(1)
 }
 
 fn yes() -> bool {
@@ -76,6 +99,22 @@ impl HelperSettings {
                 "sending_queue.num_consumers".into(),
                 "must be at least 1".into(),
             ));
+        }
+        if let (true, Some(dir)) = (self.queue.enabled, &self.queue.storage) {
+            match std::fs::metadata(dir) {
+                Ok(m) if m.is_dir() => {}
+                Ok(_) => out.push((
+                    "sending_queue.storage".into(),
+                    format!("{dir} is not a directory"),
+                )),
+                Err(e) => out.push(("sending_queue.storage".into(), format!("{dir}: {e}"))),
+            }
+            if self.queue.max_size_mib == 0 {
+                out.push((
+                    "sending_queue.max_size_mib".into(),
+                    "must be at least 1".into(),
+                ));
+            }
         }
         out.extend(self.retry.check());
         out

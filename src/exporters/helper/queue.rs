@@ -10,6 +10,8 @@ use tokio::time::Instant;
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::{JoinHandle, JoinSet};
 
+use super::disk::{self, DiskQueue, DiskSlot};
+use super::wal::WalError;
 use super::HelperSettings;
 use crate::component::{ExportError, Exporter};
 use crate::config::ComponentId;
@@ -32,11 +34,19 @@ pub struct Queued {
     batch: Arc<SpanBatch>,
     runner: Arc<Runner>,
     counted: bool,
+    /// From the disk queue: unsent, it stays there for the next run instead of failing.
+    durable: bool,
 }
 
 impl Drop for Queued {
     fn drop(&mut self) {
-        if !self.counted && !self.batch.is_empty() {
+        if !self.counted && self.durable && !self.batch.is_empty() {
+            tracing::info!(
+                exporter = %self.runner.id,
+                spans = self.batch.len(),
+                "export cut short by the shutdown; the batch stays in the disk queue"
+            );
+        } else if !self.counted && !self.batch.is_empty() {
             self.runner.failed.inc_by(self.batch.len() as u64);
             tracing::warn!(
                 exporter = %self.runner.id,
@@ -48,7 +58,23 @@ impl Drop for Queued {
 }
 
 impl Queued {
-    async fn run(mut self) {
+    fn new(batch: Arc<SpanBatch>, runner: Arc<Runner>) -> Self {
+        Queued {
+            batch,
+            runner,
+            counted: false,
+            durable: false,
+        }
+    }
+
+    /// A batch read back from the disk queue.
+    pub fn durable(batch: Arc<SpanBatch>, runner: Arc<Runner>) -> Self {
+        let mut q = Queued::new(batch, runner);
+        q.durable = true;
+        q
+    }
+
+    pub async fn run(mut self) {
         let (sent, failed) = self.runner.send_with_retry(&self.batch).await;
         self.runner.sent.inc_by(sent);
         self.runner.failed.inc_by(failed);
@@ -57,6 +83,14 @@ impl Queued {
 }
 
 impl Runner {
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn count_failed(&self, spans: u64) {
+        self.failed.inc_by(spans);
+    }
+
     /// Exports with retry; returns (sent, failed) span counts.
     async fn send_with_retry(&self, batch: &SpanBatch) -> (u64, u64) {
         let n = batch.len() as u64;
@@ -113,32 +147,47 @@ impl Runner {
 pub struct ExporterHandle {
     pub id: ComponentId,
     runner: Arc<Runner>,
-    /// `None` when `sending_queue.enabled: false`: senders export directly.
+    /// `None` when `sending_queue.enabled: false` (senders export directly) or on disk.
     tx: Option<mpsc::Sender<Queued>>,
+    /// `sending_queue.storage`: the queue is a write-ahead log.
+    disk: Option<Arc<DiskQueue>>,
     queue_size: Gauge,
+}
+
+impl Drop for ExporterHandle {
+    fn drop(&mut self) {
+        if let Some(d) = &self.disk {
+            d.close();
+        }
+    }
 }
 
 /// A reserved queue slot (or nothing to reserve for a direct exporter).
 pub struct Slot<'a> {
     handle: &'a ExporterHandle,
-    permit: Option<mpsc::Permit<'a, Queued>>,
+    place: Place<'a>,
+}
+
+enum Place<'a> {
+    Memory(mpsc::Permit<'a, Queued>),
+    Disk(&'a DiskQueue, DiskSlot<'a>),
+    Direct,
 }
 
 impl Slot<'_> {
     /// Fills the slot; for a direct exporter, returns the export to await.
     pub fn send(self, batch: Arc<SpanBatch>) -> Option<DirectExport> {
-        let queued = Queued {
-            batch,
-            runner: self.handle.runner.clone(),
-            counted: false,
-        };
-        match self.permit {
-            Some(p) => {
+        match self.place {
+            Place::Memory(p) => {
                 self.handle.queue_size.add(1);
-                p.send(queued);
+                p.send(Queued::new(batch, self.handle.runner.clone()));
                 None
             }
-            None => Some(DirectExport(queued)),
+            Place::Disk(q, slot) => {
+                q.write(slot, &batch);
+                None
+            }
+            Place::Direct => Some(DirectExport(Queued::new(batch, self.handle.runner.clone()))),
         }
     }
 }
@@ -158,23 +207,23 @@ pub struct QueueFull;
 impl ExporterHandle {
     /// Reserves a slot without waiting; `Err` when the queue is full.
     pub fn try_reserve(&self) -> Result<Slot<'_>, QueueFull> {
-        let permit = match &self.tx {
-            Some(tx) => Some(tx.try_reserve().map_err(|_| QueueFull)?),
-            None => None,
+        let place = match (&self.tx, &self.disk) {
+            (Some(tx), _) => Place::Memory(tx.try_reserve().map_err(|_| QueueFull)?),
+            (None, Some(d)) => Place::Disk(d, d.try_reserve().ok_or(QueueFull)?),
+            (None, None) => Place::Direct,
         };
         Ok(Slot {
             handle: self,
-            permit,
+            place,
         })
     }
 
     /// Hands a batch over, waiting for queue space (or for the export, when direct).
     pub async fn send(&self, batch: Arc<SpanBatch>) {
-        let queued = Queued {
-            batch,
-            runner: self.runner.clone(),
-            counted: false,
-        };
+        if let Some(d) = &self.disk {
+            return d.send(&batch).await;
+        }
+        let queued = Queued::new(batch, self.runner.clone());
         match &self.tx {
             Some(tx) => match tx.reserve().await {
                 Ok(permit) => {
@@ -191,13 +240,13 @@ impl ExporterHandle {
 }
 
 /// Builds the queue and starts its consumers. The returned task ends when every handle clone is
-/// dropped and the queue is drained.
+/// dropped and the queue is drained (a disk queue keeps what is left for the next run).
 pub fn start(
     id: &ComponentId,
     exporter: Arc<dyn Exporter>,
     settings: HelperSettings,
     telemetry: &Telemetry,
-) -> (Arc<ExporterHandle>, JoinHandle<()>) {
+) -> Result<(Arc<ExporterHandle>, JoinHandle<()>), WalError> {
     let name = id.to_string();
     let m = &telemetry.metrics;
     let runner = Arc::new(Runner {
@@ -216,9 +265,45 @@ pub fn start(
             id: id.clone(),
             runner,
             tx: None,
+            disk: None,
             queue_size,
         });
-        return (handle, tokio::spawn(async {}));
+        return Ok((handle, tokio::spawn(async {})));
+    }
+    if let Some(storage) = &settings.queue.storage {
+        capacity.set(settings.queue.queue_size as i64);
+        let dir = std::path::Path::new(storage).join(name.replace('/', "_"));
+        let queue = DiskQueue::open(
+            &dir,
+            settings.queue.queue_size,
+            settings.queue.max_size_mib.saturating_mul(1024 * 1024),
+            settings.queue.fsync_interval.is_zero(),
+            queue_size.clone(),
+            m.exporter_queue_bytes(&name),
+            runner.clone(),
+        )?;
+        let task = tokio::spawn({
+            let q = queue.clone();
+            let every = settings.queue.fsync_interval;
+            async move {
+                let sync =
+                    (!every.is_zero()).then(|| tokio::spawn(disk::sync_every(q.clone(), every)));
+                disk::consume(q.clone(), settings.queue.num_consumers).await;
+                // A last flush of what this instance wrote.
+                let _ = tokio::task::spawn_blocking(move || q.shared.wal.sync()).await;
+                if let Some(s) = sync {
+                    s.abort();
+                }
+            }
+        });
+        let handle = Arc::new(ExporterHandle {
+            id: id.clone(),
+            runner,
+            tx: None,
+            disk: Some(queue),
+            queue_size,
+        });
+        return Ok((handle, task));
     }
     capacity.set(settings.queue.queue_size as i64);
     let (tx, rx) = mpsc::channel(settings.queue.queue_size);
@@ -231,9 +316,10 @@ pub fn start(
         id: id.clone(),
         runner,
         tx: Some(tx),
+        disk: None,
         queue_size,
     });
-    (handle, task)
+    Ok((handle, task))
 }
 
 async fn consume(mut rx: mpsc::Receiver<Queued>, consumers: usize, queue_size: Gauge) {
@@ -319,6 +405,7 @@ mod tests {
                 enabled: queue,
                 queue_size: 2,
                 num_consumers: 1,
+                ..Default::default()
             },
         }
     }
@@ -343,7 +430,7 @@ mod tests {
             fail_first: 2,
             permanent: false,
         });
-        let (h, task) = start(&id, exp.clone(), settings(true), &t);
+        let (h, task) = start(&id, exp.clone(), settings(true), &t).unwrap();
         h.send(batch(3)).await;
         drop(h);
         task.await.unwrap();
@@ -380,7 +467,7 @@ mod tests {
         });
         let mut s = settings(false);
         s.retry.max_elapsed_time = Duration::from_secs(20);
-        let (h, _task) = start(&id, exp.clone(), s, &t);
+        let (h, _task) = start(&id, exp.clone(), s, &t).unwrap();
         h.send(batch(2)).await;
         let calls = exp.calls.lock().unwrap().clone();
         // 0s, 7s, 14s; a fourth at 21s would pass max_elapsed_time.
@@ -399,7 +486,7 @@ mod tests {
             fail_first: 0,
             permanent: true,
         });
-        let (h, _task) = start(&id, exp.clone(), settings(false), &t);
+        let (h, _task) = start(&id, exp.clone(), settings(false), &t).unwrap();
         let slot = h.try_reserve().unwrap();
         slot.send(batch(4)).unwrap().run().await;
         assert_eq!(
@@ -420,7 +507,7 @@ mod tests {
             fail_first: u32::MAX,
             permanent: false,
         });
-        let (h, task) = start(&id, exp, settings(true), &t);
+        let (h, task) = start(&id, exp, settings(true), &t).unwrap();
         // One in the consumer (retrying forever), two queued: the fourth reservation fails.
         for _ in 0..3 {
             h.try_reserve().unwrap().send(batch(1));
@@ -432,5 +519,107 @@ mod tests {
         drop(h);
         wait_until(|| t.metrics.exporter_send_failed("otlp/down").get() == 3).await;
         assert_eq!(t.metrics.exporter_sent("otlp/down").get(), 0);
+    }
+
+    /// Fails (retryably) until `up` is set, counting the spans it accepted.
+    struct Switch {
+        up: std::sync::atomic::AtomicBool,
+        spans: AtomicU32,
+    }
+
+    impl Exporter for Switch {
+        fn export<'a>(&'a self, b: &'a SpanBatch) -> BoxFuture<'a, Result<(), ExportError>> {
+            Box::pin(async move {
+                if self.up.load(Ordering::SeqCst) {
+                    self.spans.fetch_add(b.len() as u32, Ordering::SeqCst);
+                    Ok(())
+                } else {
+                    Err(ExportError::Retryable {
+                        reason: "down".into(),
+                        retry_after: None,
+                    })
+                }
+            })
+        }
+    }
+
+    fn disk_settings(dir: &std::path::Path, queue_size: usize) -> HelperSettings {
+        let mut s = settings(true);
+        s.retry.max_elapsed_time = Duration::ZERO;
+        s.queue = QueueConfig {
+            queue_size,
+            num_consumers: 2,
+            storage: Some(dir.display().to_string()),
+            fsync_interval: Duration::from_millis(10),
+            ..Default::default()
+        };
+        s
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn disk_queue_keeps_batches_across_a_crash_and_sends_them_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = ComponentId::parse("otlp/disk").unwrap();
+        let t = Telemetry::new();
+        let down = Arc::new(Switch {
+            up: false.into(),
+            spans: AtomicU32::new(0),
+        });
+        let (h, task) = start(&id, down.clone(), disk_settings(dir.path(), 100), &t).unwrap();
+        for n in [3, 4, 5] {
+            let slot = h.try_reserve().unwrap();
+            assert!(slot.send(batch(n)).is_none());
+        }
+        assert_eq!(t.metrics.exporter_queue_size("otlp/disk").get(), 3);
+        assert!(t.metrics.exporter_queue_bytes("otlp/disk").get() > 0);
+        // The process dies: exports under way are cut, nothing is counted as failed.
+        task.abort();
+        let _ = task.await;
+        drop(h);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(t.metrics.exporter_send_failed("otlp/disk").get(), 0);
+        assert_eq!(t.metrics.exporter_sent("otlp/disk").get(), 0);
+
+        // The next run finds them and sends them.
+        let t2 = Telemetry::new();
+        let up = Arc::new(Switch {
+            up: true.into(),
+            spans: AtomicU32::new(0),
+        });
+        let (h, task) = start(&id, up.clone(), disk_settings(dir.path(), 100), &t2).unwrap();
+        wait_until(|| t2.metrics.exporter_sent("otlp/disk").get() == 12).await;
+        wait_until(|| t2.metrics.exporter_queue_size("otlp/disk").get() == 0).await;
+        assert_eq!(up.spans.load(Ordering::SeqCst), 12);
+        assert_eq!(t2.metrics.exporter_queue_bytes("otlp/disk").get(), 0);
+        drop(h);
+        task.await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_disk_queue_refuses_and_a_waiting_sender_gets_in_once_there_is_room() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = ComponentId::parse("otlp/full").unwrap();
+        let t = Telemetry::new();
+        let exp = Arc::new(Switch {
+            up: false.into(),
+            spans: AtomicU32::new(0),
+        });
+        let (h, task) = start(&id, exp.clone(), disk_settings(dir.path(), 2), &t).unwrap();
+        let (a, b) = (h.try_reserve().unwrap(), h.try_reserve().unwrap());
+        assert!(h.try_reserve().is_err(), "two places, both reserved");
+        a.send(batch(1));
+        b.send(batch(1));
+        assert!(h.try_reserve().is_err());
+        let waiting = {
+            let h = h.clone();
+            tokio::spawn(async move { h.send(batch(2)).await })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiting.is_finished());
+        exp.up.store(true, Ordering::SeqCst);
+        waiting.await.unwrap();
+        wait_until(|| t.metrics.exporter_sent("otlp/full").get() == 4).await;
+        drop(h);
+        task.await.unwrap();
     }
 }

@@ -1,0 +1,237 @@
+//! Faults end to end: the backend down for 30 s under steady load (memory and disk queues),
+//! kill -9 with spans in the disk queue, and a corrupt disk-queue tail. Every accepted span
+//! must reach the backend (duplicates allowed, none lost).
+
+mod common;
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::client::http_post;
+use common::sink::Sink;
+use common::{encode_spans, free_port, Spangate};
+use opentelemetry_proto::tonic::trace::v1::Span;
+
+/// A request of `n` spans with ids unique to `seq`.
+fn request(seq: u32, n: u32) -> Vec<u8> {
+    encode_spans(
+        (0..n)
+            .map(|i| Span {
+                trace_id: [seq.to_be_bytes(), [0; 4], [0; 4], [1; 4]].concat(),
+                span_id: [seq.to_be_bytes(), i.to_be_bytes()].concat(),
+                name: "op".into(),
+                ..Default::default()
+            })
+            .collect(),
+    )
+}
+
+fn unique(sink: &Sink) -> HashSet<Vec<u8>> {
+    sink.state.spans().into_iter().map(|s| s.span_id).collect()
+}
+
+fn wait_unique(sink: &Sink, want: usize, secs: u64, sg: &Spangate) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let got = unique(sink).len();
+        if got >= want {
+            assert_eq!(got, want);
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{got} of {want} spans arrived\n{}",
+            sg.logs()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn config(http: u16, sink: &Sink, queue: &str) -> String {
+    format!(
+        "
+receivers:
+  otlp:
+    protocols: {{ http: {{ endpoint: 127.0.0.1:{http} }} }}
+exporters:
+  otlp:
+    endpoint: 127.0.0.1:{}
+    tls: {{ insecure: true }}
+    retry_on_failure: {{ initial_interval: 100ms, max_interval: 1s, max_elapsed_time: 0 }}
+    sending_queue: {queue}
+service:
+  pipelines:
+    traces: {{ receivers: [otlp], exporters: [otlp] }}
+",
+        sink.grpc_port
+    )
+}
+
+/// Posts a 20-span request every 50 ms until `stop`; returns the spans accepted (200).
+fn steady_load(http: u16, stop: Arc<AtomicBool>, accepted: Arc<AtomicUsize>) {
+    let mut seq = 0u32;
+    while !stop.load(Ordering::SeqCst) {
+        seq += 1;
+        let (status, _, _) = http_post(
+            http,
+            "/v1/traces",
+            &[("content-type", "application/x-protobuf")],
+            &request(seq, 20),
+        );
+        if status == 200 {
+            accepted.fetch_add(20, Ordering::SeqCst);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn backend_down_30s_under_steady_load_loses_nothing() {
+    let storage = tempfile::tempdir().unwrap();
+    let cases = [
+        ("memory", "{ queue_size: 5000 }".to_string()),
+        (
+            "disk",
+            format!(
+                "{{ storage: {}, queue_size: 5000 }}",
+                storage.path().display()
+            ),
+        ),
+    ];
+    let runs: Vec<_> = cases
+        .into_iter()
+        .map(|(name, queue)| {
+            std::thread::spawn(move || {
+                let sink = Sink::start();
+                let http = free_port();
+                let sg = Spangate::start(&config(http, &sink, &queue));
+                let (stop, accepted) = (
+                    Arc::new(AtomicBool::new(false)),
+                    Arc::new(AtomicUsize::new(0)),
+                );
+                let load = {
+                    let (stop, accepted) = (stop.clone(), accepted.clone());
+                    std::thread::spawn(move || steady_load(http, stop, accepted))
+                };
+                std::thread::sleep(Duration::from_secs(3));
+                sink.set_down(true);
+                std::thread::sleep(Duration::from_secs(30));
+                sink.set_down(false);
+                std::thread::sleep(Duration::from_secs(3));
+                stop.store(true, Ordering::SeqCst);
+                load.join().unwrap();
+                let accepted = accepted.load(Ordering::SeqCst);
+                assert!(accepted > 10_000, "{name}: only {accepted} accepted");
+                wait_unique(&sink, accepted, 60, &sg);
+                sg.wait_metric(
+                    "spangate_exporter_sent_spans_total",
+                    &[("exporter", "otlp")],
+                    accepted as f64,
+                    30,
+                );
+                assert_eq!(
+                    sg.metric(
+                        "spangate_exporter_send_failed_spans_total",
+                        &[("exporter", "otlp")]
+                    ),
+                    0.0,
+                    "{name}"
+                );
+                assert_eq!(
+                    sg.metric(
+                        "spangate_pipeline_inflight_spans",
+                        &[("pipeline", "traces")]
+                    ),
+                    0.0,
+                    "{name}"
+                );
+            })
+        })
+        .collect();
+    for r in runs {
+        r.join().unwrap();
+    }
+}
+
+#[test]
+fn kill_9_with_a_full_disk_queue_then_restart_loses_nothing() {
+    let storage = tempfile::tempdir().unwrap();
+    let sink = Sink::start();
+    sink.set_down(true);
+    let http = free_port();
+    let queue = format!("{{ storage: {} }}", storage.path().display());
+    let yaml = config(http, &sink, &queue);
+    let mut first = Spangate::start(&yaml);
+    for seq in 1..=100 {
+        common::post_otlp(http, &request(seq, 20));
+    }
+    first.wait_metric(
+        "spangate_exporter_queue_size",
+        &[("exporter", "otlp")],
+        100.0,
+        10,
+    );
+    first.signal("KILL");
+    let _ = first.wait_exit(10);
+    assert_eq!(unique(&sink).len(), 0);
+
+    sink.set_down(false);
+    let second = Spangate::start(&yaml);
+    wait_unique(&sink, 2000, 60, &second);
+    second.wait_metric(
+        "spangate_exporter_queue_size",
+        &[("exporter", "otlp")],
+        0.0,
+        10,
+    );
+    assert!(
+        second.logs().contains("disk queue recovered"),
+        "{}",
+        second.logs()
+    );
+}
+
+#[test]
+fn a_corrupt_disk_queue_tail_is_cut_reported_and_the_rest_sent() {
+    let storage = tempfile::tempdir().unwrap();
+    let sink = Sink::start();
+    sink.set_down(true);
+    let http = free_port();
+    let queue = format!("{{ storage: {} }}", storage.path().display());
+    let yaml = config(http, &sink, &queue);
+    let mut first = Spangate::start(&yaml);
+    for seq in 1..=10 {
+        common::post_otlp(http, &request(seq, 20));
+    }
+    first.wait_metric(
+        "spangate_exporter_queue_size",
+        &[("exporter", "otlp")],
+        10.0,
+        10,
+    );
+    first.signal("TERM");
+    assert!(first.wait_exit(30).success());
+    // A crash mid-write leaves half a record at the end of the newest segment.
+    let dir = storage.path().join("otlp");
+    let mut segments: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "wal"))
+        .collect();
+    segments.sort();
+    let last = segments.last().expect("a segment");
+    let mut data = std::fs::read(last).unwrap();
+    data.extend_from_slice(&[0x42; 37]);
+    std::fs::write(last, &data).unwrap();
+
+    sink.set_down(false);
+    let second = Spangate::start(&yaml);
+    wait_unique(&sink, 200, 30, &second);
+    let logs = second.logs();
+    assert!(logs.contains("torn or corrupt records truncated"), "{logs}");
+    // And it keeps working.
+    common::post_otlp(http, &request(11, 20));
+    wait_unique(&sink, 220, 30, &second);
+}
