@@ -60,6 +60,11 @@ pub async fn run(paths: Vec<PathBuf>) -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
 
     let telemetry = Arc::new(Telemetry::new());
+    telemetry.memory.configure(
+        config.service.memory_limit_mib,
+        config.service.memory_spike_limit_mib,
+    );
+    tokio::spawn(crate::telemetry::memory::watch(telemetry.clone()));
     let listeners = Arc::new(ListenerPool::default());
     let state = Arc::new(StateRegistry::default());
     let metrics = start_metrics(&config, &telemetry).await?;
@@ -150,6 +155,10 @@ async fn reload(
         }
     };
     let old = std::mem::replace(&mut active.running, running);
+    telemetry.memory.configure(
+        config.service.memory_limit_mib,
+        config.service.memory_spike_limit_mib,
+    );
     let old_timeout = active.config.service.shutdown_timeout;
     let drain = tokio::spawn(async move { old.shutdown(old_timeout).await });
 

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::client::http_post;
+use common::client::{http_post, try_http_post};
 use common::sink::Sink;
 use common::{encode_spans, free_port, Spangate};
 use opentelemetry_proto::tonic::trace::v1::Span;
@@ -212,7 +212,8 @@ fn a_corrupt_disk_queue_tail_is_cut_reported_and_the_rest_sent() {
         10,
     );
     first.signal("TERM");
-    assert!(first.wait_exit(30).success());
+    // A down backend does not hold the stop: what is queued stays on disk.
+    assert!(first.wait_exit(10).success());
     // A crash mid-write leaves half a record at the end of the newest segment.
     let dir = storage.path().join("otlp");
     let mut segments: Vec<_> = std::fs::read_dir(&dir)
@@ -234,4 +235,104 @@ fn a_corrupt_disk_queue_tail_is_cut_reported_and_the_rest_sent() {
     // And it keeps working.
     common::post_otlp(http, &request(11, 20));
     wait_unique(&sink, 220, 30, &second);
+}
+
+/// Peak resident memory of a process (VmHWM), in MiB.
+fn peak_rss_mib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: u64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap();
+    kb / 1024
+}
+
+#[test]
+fn a_flood_against_a_down_backend_stays_under_the_memory_limit() {
+    let sink = Sink::start();
+    sink.set_down(true);
+    let http = free_port();
+    let sg = Spangate::start(&format!(
+        "
+receivers:
+  otlp:
+    protocols: {{ http: {{ endpoint: 127.0.0.1:{http} }} }}
+exporters:
+  otlp:
+    endpoint: 127.0.0.1:{}
+    tls: {{ insecure: true }}
+    retry_on_failure: {{ initial_interval: 100ms, max_interval: 500ms, max_elapsed_time: 0 }}
+    sending_queue: {{ queue_size: 100000 }}
+service:
+  memory_limit_mib: 300
+  pipelines:
+    traces: {{ receivers: [otlp], exporters: [otlp] }}
+",
+        sink.grpc_port
+    ));
+    // Requests of 2000 spans (~1 MB decoded) from 6 clients as fast as they go: unlimited, the
+    // queue alone would take gigabytes.
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let refused = Arc::new(AtomicUsize::new(0));
+    let deadline = Instant::now() + Duration::from_secs(12);
+    let clients: Vec<_> = (0..6u32)
+        .map(|c| {
+            let (accepted, refused) = (accepted.clone(), refused.clone());
+            std::thread::spawn(move || {
+                let mut seq = c * 1_000_000;
+                while Instant::now() < deadline {
+                    seq += 1;
+                    let body = encode_spans(
+                        (0..2000u32)
+                            .map(|i| Span {
+                                trace_id: [seq.to_be_bytes(), [0; 4], [0; 4], [2; 4]].concat(),
+                                span_id: [seq.to_be_bytes(), i.to_be_bytes()].concat(),
+                                name: "flood".into(),
+                                attributes: vec![common::str_kv("payload", &"x".repeat(300))],
+                                ..Default::default()
+                            })
+                            .collect(),
+                    );
+                    let answer = try_http_post(
+                        http,
+                        "/v1/traces",
+                        &[("content-type", "application/x-protobuf")],
+                        &body,
+                    );
+                    match answer.map(|a| a.0) {
+                        Some(200) => accepted.fetch_add(2000, Ordering::SeqCst),
+                        // Refused before the body was read: a 503, or the connection cut
+                        // under the body (clients retry both).
+                        Some(503) | None => refused.fetch_add(1, Ordering::SeqCst),
+                        Some(other) => panic!("unexpected status {other}"),
+                    };
+                }
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().unwrap();
+    }
+    let peak = peak_rss_mib(sg.pid());
+    let accepted = accepted.load(Ordering::SeqCst);
+    let refused = refused.load(Ordering::SeqCst);
+    assert!(refused > 0, "the flood was never refused (peak {peak} MiB)");
+    assert!(peak <= 300, "peak RSS {peak} MiB over the 300 MiB limit");
+    let counted = sg.metric(
+        "spangate_receiver_refused_requests_total",
+        &[
+            ("receiver", "otlp"),
+            ("transport", "http"),
+            ("reason", "memory_limit"),
+        ],
+    );
+    assert!(
+        counted as usize >= refused,
+        "{counted} counted, {refused} seen"
+    );
+    // Nothing accepted is lost once the backend is back.
+    sink.set_down(false);
+    wait_unique(&sink, accepted, 120, &sg);
+    eprintln!("flood: accepted {accepted} spans, refused {refused} requests, peak RSS {peak} MiB");
 }

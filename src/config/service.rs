@@ -19,6 +19,12 @@ pub struct ServiceConfig {
     /// How long SIGTERM/SIGINT may take to flush everything before the rest is counted as lost.
     #[serde(default = "default_shutdown", with = "crate::config::duration")]
     pub shutdown_timeout: Duration,
+    /// Resident memory above which (minus the spike allowance) receivers refuse new data.
+    #[serde(default)]
+    pub memory_limit_mib: Option<u64>,
+    /// Headroom under `memory_limit_mib` where refusing starts (default 20% of the limit).
+    #[serde(default)]
+    pub memory_spike_limit_mib: Option<u64>,
 }
 
 fn default_shutdown() -> Duration {
@@ -114,6 +120,21 @@ impl ServiceConfig {
                     format!("`{level}` is not a valid log filter"),
                 ));
             }
+        }
+        match (self.memory_limit_mib, self.memory_spike_limit_mib) {
+            (Some(l), _) if l < 32 => out.push((
+                "memory_limit_mib".into(),
+                "must be at least 32 (spangate itself needs some)".into(),
+            )),
+            (Some(l), Some(s)) if s >= l => out.push((
+                "memory_spike_limit_mib".into(),
+                "must be below memory_limit_mib".into(),
+            )),
+            (None, Some(_)) => out.push((
+                "memory_spike_limit_mib".into(),
+                "applies only with memory_limit_mib".into(),
+            )),
+            _ => {}
         }
         out
     }

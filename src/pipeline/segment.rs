@@ -130,6 +130,8 @@ pub enum Refusal {
     Full,
     /// A processor refused (rate limit); retry after the hint.
     Refused { retry_after: Duration },
+    /// The process is near `service.memory_limit_mib`; retry later.
+    Memory,
 }
 
 /// The first segment of one pipeline, as a receiver sees it.

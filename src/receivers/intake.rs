@@ -10,7 +10,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 
 use crate::config::ComponentId;
 use crate::data::ack::Ack;
-use crate::data::{validate, SpanBatch};
+use crate::data::{count_spans, validate, SpanBatch};
 use crate::pipeline::{Fanout, Refusal};
 use crate::telemetry::metrics::Counter;
 use crate::telemetry::Telemetry;
@@ -69,6 +69,14 @@ impl Intake {
         mut request: ExportTraceServiceRequest,
         acks: Vec<Ack>,
     ) -> Result<Accepted, Refusal> {
+        if self.over_memory() {
+            self.refused(
+                transport,
+                "memory_limit",
+                count_spans(&request.resource_spans) as u64,
+            );
+            return Err(Refusal::Memory);
+        }
         let rejected = validate::remove_invalid(&mut request.resource_spans);
         if rejected.spans > 0 {
             self.refused(transport, "invalid_span", rejected.spans);
@@ -84,6 +92,7 @@ impl Intake {
                 let reason = match refusal {
                     Refusal::Full => "pipeline_full",
                     Refusal::Refused { .. } => "refused_by_processor",
+                    Refusal::Memory => "memory_limit",
                 };
                 self.refused(transport, reason, n);
                 return Err(refusal);
@@ -96,6 +105,11 @@ impl Intake {
             rejected_spans: rejected.spans,
             message: rejected.message,
         })
+    }
+
+    /// True while the process is near `service.memory_limit_mib`: refuse before reading more.
+    pub fn over_memory(&self) -> bool {
+        self.telemetry.memory.over()
     }
 
     /// Counts refused spans (when known) and the refused request.

@@ -250,6 +250,14 @@ impl Metrics {
         )
     }
 
+    pub fn process_rss(&self) -> Gauge {
+        self.gauge(
+            "spangate_process_resident_memory_bytes",
+            "Resident memory of the process (what service.memory_limit_mib is checked against).",
+            &[],
+        )
+    }
+
     pub fn pipeline_inflight(&self, pipeline: &str) -> Gauge {
         self.gauge(
             "spangate_pipeline_inflight_spans",

@@ -1,6 +1,7 @@
 //! Self-observability: metrics, the health server, logging.
 
 pub mod logging;
+pub mod memory;
 pub mod metrics;
 pub mod server;
 
@@ -12,6 +13,8 @@ pub use metrics::Metrics;
 #[derive(Debug, Default)]
 pub struct Telemetry {
     pub metrics: Metrics,
+    /// `service.memory_limit_mib`: whether receivers should refuse now.
+    pub memory: memory::MemoryLimit,
     ready: AtomicBool,
 }
 

@@ -137,13 +137,22 @@ pub fn send_with_sdk(
     sent
 }
 
+/// Status, headers (names lowercased) and body of an HTTP response.
+pub type HttpAnswer = (u16, Vec<(String, String)>, Vec<u8>);
+
 /// A raw HTTP/1.1 POST on 127.0.0.1; returns (status, headers lowercased, body).
-pub fn http_post(
+pub fn http_post(port: u16, path: &str, headers: &[(&str, &str)], body: &[u8]) -> HttpAnswer {
+    try_http_post(port, path, headers, body).expect("an HTTP response")
+}
+
+/// [`http_post`], but `None` when no response came: a server that answers before reading the
+/// whole body (refusing it) may reset the connection under a client still writing.
+pub fn try_http_post(
     port: u16,
     path: &str,
     headers: &[(&str, &str)],
     body: &[u8],
-) -> (u16, Vec<(String, String)>, Vec<u8>) {
+) -> Option<HttpAnswer> {
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut req = format!(
@@ -154,14 +163,11 @@ pub fn http_post(
         req.push_str(&format!("{k}: {v}\r\n"));
     }
     req.push_str("\r\n");
-    s.write_all(req.as_bytes()).unwrap();
-    s.write_all(body).unwrap();
+    // An early answer can close the connection under the body: read what came anyway.
+    let _ = s.write_all(req.as_bytes()).and_then(|_| s.write_all(body));
     let mut buf = Vec::new();
     let _ = s.read_to_end(&mut buf);
-    let split = buf
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("response head");
+    let split = buf.windows(4).position(|w| w == b"\r\n\r\n")?;
     let head = String::from_utf8_lossy(&buf[..split]).to_string();
     let mut lines = head.lines();
     let status = lines
@@ -183,7 +189,7 @@ pub fn http_post(
     {
         body = dechunk(&body);
     }
-    (status, hdrs, body)
+    Some((status, hdrs, body))
 }
 
 fn dechunk(mut data: &[u8]) -> Vec<u8> {

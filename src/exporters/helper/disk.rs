@@ -69,6 +69,8 @@ pub struct DiskQueue {
     capacity: usize,
     max_bytes: u64,
     closed: AtomicBool,
+    /// The same, to wait on.
+    closed_tx: tokio::sync::watch::Sender<bool>,
     /// `fsync_interval: 0`: flush every write before answering the sender.
     sync_each: bool,
     queue_size: Gauge,
@@ -102,6 +104,7 @@ impl DiskQueue {
             capacity,
             max_bytes,
             closed: AtomicBool::new(false),
+            closed_tx: tokio::sync::watch::channel(false).0,
             sync_each,
             queue_size,
             queue_bytes,
@@ -182,6 +185,7 @@ impl DiskQueue {
     /// No more records are taken from here (the handle is gone).
     pub fn close(&self) {
         self.closed.store(true, Ordering::SeqCst);
+        self.closed_tx.send_replace(true);
         self.shared.more.notify_waiters();
     }
 
@@ -249,9 +253,15 @@ const CLOSE_GRACE: Duration = Duration::from_secs(2);
 pub async fn consume(queue: Arc<DiskQueue>, consumers: usize) {
     let slots = Arc::new(Semaphore::new(consumers));
     let mut running = JoinSet::new();
+    let mut closed = queue.closed_tx.subscribe();
     loop {
-        let Ok(permit) = slots.clone().acquire_owned().await else {
-            break;
+        // Every consumer may be busy retrying a down backend: closing must not wait for one.
+        let permit = tokio::select! {
+            p = slots.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            _ = closed.wait_for(|c| *c) => break,
         };
         let Some((seq, batch)) = queue.next().await else {
             break;

@@ -103,6 +103,14 @@ impl GrpcHandler {
             self.shared.refused(transport, "unauthenticated", 0);
             return Err(Status::unauthenticated("missing or invalid bearer token"));
         }
+        // Near the memory limit: refuse before reading the body.
+        if self.shared.intake.over_memory() {
+            self.shared.refused(transport, "memory_limit", 0);
+            return Err(retryable(
+                Code::Unavailable,
+                "memory limit reached, retry later",
+            ));
+        }
         let gzipped = match req.headers().get("grpc-encoding").map(|v| v.as_bytes()) {
             None | Some(b"identity") => false,
             Some(b"gzip") => true,
@@ -141,6 +149,10 @@ impl GrpcHandler {
             Err(Refusal::Full) => Err(retryable(
                 Code::Unavailable,
                 "pipeline is full, retry later",
+            )),
+            Err(Refusal::Memory) => Err(retryable(
+                Code::Unavailable,
+                "memory limit reached, retry later",
             )),
             Err(Refusal::Refused { retry_after }) => {
                 let details = rpc::status_with_retry(

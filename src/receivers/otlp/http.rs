@@ -184,6 +184,16 @@ impl HttpHandler {
                 "missing or invalid bearer token",
             ));
         }
+        // Near the memory limit: refuse before reading the body.
+        if self.shared.intake.over_memory() {
+            return Err(Failure {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                reason: "memory_limit",
+                message: "memory limit reached, retry later".into(),
+                retry_after: Some(RETRY_AFTER.as_secs().max(1)),
+                counted: false,
+            });
+        }
         let Some(encoding) = content_encoding(req.headers()) else {
             let ct = req
                 .headers()
@@ -254,6 +264,13 @@ impl HttpHandler {
                 status: StatusCode::SERVICE_UNAVAILABLE,
                 reason: "pipeline_full",
                 message: "pipeline is full, retry later".into(),
+                retry_after: Some(RETRY_AFTER.as_secs().max(1)),
+                counted: true,
+            }),
+            Err(Refusal::Memory) => Err(Failure {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                reason: "memory_limit",
+                message: "memory limit reached, retry later".into(),
                 retry_after: Some(RETRY_AFTER.as_secs().max(1)),
                 counted: true,
             }),
