@@ -385,3 +385,52 @@ fn grpc_bad_inputs() {
         );
     }
 }
+
+#[test]
+fn attribute_limits_drop_and_truncate_and_count() {
+    let http = free_port();
+    let sg = Spangate::start(&format!(
+        "
+receivers:
+  otlp:
+    protocols: {{ http: {{ endpoint: 127.0.0.1:{http} }} }}
+    max_attributes_per_span: 3
+    max_attribute_value_length: 8
+exporters:
+  file: {{ path: ./out.jsonl }}
+service:
+  pipelines:
+    traces: {{ receivers: [otlp], exporters: [file] }}
+"
+    ));
+    let span = opentelemetry_proto::tonic::trace::v1::Span {
+        trace_id: vec![1; 16],
+        span_id: vec![1; 8],
+        name: "limited".into(),
+        attributes: (0..5)
+            .map(|i| common::str_kv(&format!("k{i}"), &"v".repeat(20)))
+            .collect(),
+        ..Default::default()
+    };
+    common::post_otlp(http, &common::encode_spans(vec![span]));
+    sg.wait_metric(
+        "spangate_exporter_sent_spans_total",
+        &[("exporter", "file")],
+        1.0,
+        10,
+    );
+    let got = &common::file_spans(&sg.path("out.jsonl"))[0];
+    assert_eq!(got.attributes.len(), 3);
+    assert_eq!(got.dropped_attributes_count, 2);
+    assert!(got.attributes.iter().all(|kv| {
+        matches!(&kv.value.as_ref().unwrap().value,
+            Some(opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(s)) if s == "vvvvvvvv")
+    }));
+    let m = |action| {
+        sg.metric(
+            "spangate_receiver_limited_attributes_total",
+            &[("receiver", "otlp"), ("action", action)],
+        )
+    };
+    assert_eq!((m("dropped"), m("truncated")), (2.0, 3.0));
+}

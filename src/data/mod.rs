@@ -5,6 +5,7 @@ pub mod ack;
 pub mod attrs;
 pub mod gzip;
 pub mod json;
+pub mod limits;
 pub mod rpc;
 pub mod validate;
 

@@ -10,6 +10,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 
 use crate::config::ComponentId;
 use crate::data::ack::Ack;
+use crate::data::limits::{self, AttrLimits};
 use crate::data::{count_spans, validate, SpanBatch};
 use crate::pipeline::{Fanout, Refusal};
 use crate::telemetry::metrics::Counter;
@@ -34,12 +35,31 @@ impl Accepted {
     }
 }
 
+/// Problems with a receiver's attribute limits.
+pub fn check_limits(limits: &AttrLimits, out: &mut Vec<(String, String)>) {
+    if limits.max_attributes_per_span == Some(0) {
+        out.push((
+            "max_attributes_per_span".into(),
+            "must be at least 1 (omit it for no limit)".into(),
+        ));
+    }
+    if limits.max_attribute_value_length == Some(0) {
+        out.push((
+            "max_attribute_value_length".into(),
+            "must be at least 1 (omit it for no limit)".into(),
+        ));
+    }
+}
+
 pub struct Intake {
     pub id: ComponentId,
     fanout: Arc<Fanout>,
     telemetry: Arc<Telemetry>,
     /// Accepted-span counters by transport label, resolved once.
     accepted: HashMap<&'static str, Counter>,
+    limits: AttrLimits,
+    /// Attributes dropped / values truncated by `limits`.
+    limited: (Counter, Counter),
 }
 
 impl Intake {
@@ -54,12 +74,28 @@ impl Intake {
             .iter()
             .map(|t| (*t, telemetry.metrics.receiver_accepted(&name, t)))
             .collect();
+        let limited = (
+            telemetry
+                .metrics
+                .receiver_limited_attributes(&name, "dropped"),
+            telemetry
+                .metrics
+                .receiver_limited_attributes(&name, "truncated"),
+        );
         Intake {
             id,
             fanout,
             telemetry,
             accepted,
+            limits: AttrLimits::default(),
+            limited,
         }
+    }
+
+    /// Applies `max_attributes_per_span` / `max_attribute_value_length` to what comes in.
+    pub fn with_limits(mut self, limits: AttrLimits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// Validates spans, hands the rest to the pipelines (tied to `acks`), and counts.
@@ -82,6 +118,9 @@ impl Intake {
             self.refused(transport, "invalid_span", rejected.spans);
             tracing::debug!(receiver = %self.id, spans = rejected.spans, reason = %rejected.message, "spans rejected");
         }
+        let limited = limits::apply(&mut request.resource_spans, self.limits);
+        self.limited.0.inc_by(limited.dropped);
+        self.limited.1.inc_by(limited.truncated);
         let mut batch = SpanBatch::new(request.resource_spans);
         for a in acks {
             batch.add_ack(a);

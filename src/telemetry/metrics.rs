@@ -250,6 +250,14 @@ impl Metrics {
         )
     }
 
+    pub fn receiver_limited_attributes(&self, receiver: &str, action: &str) -> Counter {
+        self.counter(
+            "spangate_receiver_limited_attributes_total",
+            "Attributes a receiver dropped (max_attributes_per_span) or values it truncated (max_attribute_value_length).",
+            &[("receiver", receiver), ("action", action)],
+        )
+    }
+
     pub fn process_rss(&self) -> Gauge {
         self.gauge(
             "spangate_process_resident_memory_bytes",

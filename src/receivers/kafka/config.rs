@@ -52,6 +52,12 @@ pub struct KafkaReceiverConfig {
     /// Group session timeout (default 10s).
     #[serde(default = "default_session", with = "crate::config::duration")]
     pub session_timeout: Duration,
+    /// Attributes kept per span; the excess is dropped and counted.
+    #[serde(default)]
+    pub max_attributes_per_span: Option<usize>,
+    /// Longest string (or bytes) attribute value kept; longer ones are truncated and counted.
+    #[serde(default)]
+    pub max_attribute_value_length: Option<usize>,
     /// `sasl: { mechanism, username, password }` (and the contrib's older `tls` place).
     #[serde(default)]
     pub auth: Option<crate::kafka::Auth>,
@@ -71,6 +77,13 @@ fn default_session() -> Duration {
 }
 
 impl KafkaReceiverConfig {
+    pub fn limits(&self) -> crate::data::limits::AttrLimits {
+        crate::data::limits::AttrLimits {
+            max_attributes_per_span: self.max_attributes_per_span,
+            max_attribute_value_length: self.max_attribute_value_length,
+        }
+    }
+
     pub fn security(&self) -> crate::kafka::Security<'_> {
         crate::kafka::Security::new(&self.auth, &self.tls)
     }
@@ -92,6 +105,7 @@ impl KafkaReceiverConfig {
 impl Check for KafkaReceiverConfig {
     fn check(&self) -> Problems {
         let mut out = Vec::new();
+        crate::receivers::intake::check_limits(&self.limits(), &mut out);
         if self.brokers.is_empty() {
             out.push((
                 "brokers".into(),

@@ -124,7 +124,8 @@ pub async fn start(
         ctx.fanout.clone(),
         ctx.telemetry.clone(),
         &[TRANSPORT],
-    );
+    )
+    .with_limits(cfg.limits());
     drop(ctx);
     let (stop, stopped) = watch::channel(false);
     let task = tokio::spawn(run(consumer, offsets, intake, cfg.encoding(), stopped));

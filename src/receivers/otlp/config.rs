@@ -20,6 +20,12 @@ pub struct OtlpReceiverConfig {
     /// Serve TLS (and with `client_ca_file`, require client certificates).
     #[serde(default)]
     pub tls: Option<TlsServerSettings>,
+    /// Attributes kept per span; the excess is dropped and counted.
+    #[serde(default)]
+    pub max_attributes_per_span: Option<usize>,
+    /// Longest string (or bytes) attribute value kept; longer ones are truncated and counted.
+    #[serde(default)]
+    pub max_attribute_value_length: Option<usize>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -156,9 +162,19 @@ fn check_endpoint(field: &str, endpoint: &str, out: &mut Problems) {
     }
 }
 
+impl OtlpReceiverConfig {
+    pub fn limits(&self) -> crate::data::limits::AttrLimits {
+        crate::data::limits::AttrLimits {
+            max_attributes_per_span: self.max_attributes_per_span,
+            max_attribute_value_length: self.max_attribute_value_length,
+        }
+    }
+}
+
 impl Check for OtlpReceiverConfig {
     fn check(&self) -> Problems {
         let mut out = Vec::new();
+        crate::receivers::intake::check_limits(&self.limits(), &mut out);
         if self.protocols.grpc.is_none() && self.protocols.http.is_none() {
             out.push((
                 "protocols".into(),

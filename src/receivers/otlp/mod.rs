@@ -71,7 +71,8 @@ pub async fn start(
             ctx.fanout.clone(),
             ctx.telemetry.clone(),
             &["grpc", "http"],
-        ),
+        )
+        .with_limits(cfg.limits()),
         token: cfg.auth.as_ref().map(|a| a.bearer_token.clone()),
     });
     let (stop, stopped) = watch::channel(false);
