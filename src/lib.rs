@@ -1,6 +1,9 @@
 //! spangate: an OpenTelemetry trace pipeline. Receivers -> processors -> exporters, configured
 //! in `pipelines.yaml` with the OpenTelemetry Collector's layout.
 
+// No unwrap on anything input can reach; the few `expect`s state an invariant.
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
 pub mod app;
 pub mod cli;
 pub mod component;
