@@ -1,7 +1,9 @@
 //! End-to-end load: a gRPC load generator -> spangate (the built binary) -> a counting gRPC sink,
 //! all on 127.0.0.1. Reports spans/s through the passthrough, spangate's CPU-seconds per million
 //! spans and peak RSS, next to a plain prost decode+encode of the same data measured in the same
-//! run. Run: `cargo bench --bench load` (options after `--`: `--seconds N --clients N`).
+//! run. Run: `cargo bench --bench load` (options after `--`: `--seconds N --clients N`);
+//! `-- --kafka` through a broker; `-- --soak [--seconds 1800] [--rate 50000]` for a long run at
+//! a fixed rate with memory and queue depth sampled.
 
 mod common;
 
@@ -37,6 +39,12 @@ fn main() {
         return kafka_load(
             common::arg("--seconds", 3),
             common::arg("--clients", 2) as usize,
+        );
+    }
+    if std::env::args().any(|a| a == "--soak") {
+        return soak(
+            common::arg("--seconds", 1800),
+            common::arg("--rate", 50_000),
         );
     }
     let seconds = common::arg("--seconds", 10);
@@ -357,6 +365,162 @@ fn generate(
     )
 }
 
+/// `--soak`: a fixed rate for a long time through OTLP -> batch -> OTLP (gzip, the default), with
+/// resident memory and queue depth sampled every 10 s; at the end, spans accepted vs received.
+fn soak(seconds: u64, rate: u64) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let received = Arc::new(AtomicU64::new(0));
+    let sink_port = rt.block_on(start_sink(received.clone()));
+    let (grpc_port, metrics_port) = (free_port(), free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("soak.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "receivers:
+  otlp:
+    protocols: {{ grpc: {{ endpoint: 127.0.0.1:{grpc_port} }} }}
+processors:
+  batch: {{ send_batch_size: 8192, timeout: 200ms }}
+exporters:
+  otlp:
+    endpoint: 127.0.0.1:{sink_port}
+    tls: {{ insecure: true }}
+service:
+  memory_limit_mib: 512
+  telemetry: {{ metrics: {{ address: 127.0.0.1:{metrics_port} }} }}
+  pipelines:
+    traces: {{ receivers: [otlp], processors: [batch], exporters: [otlp] }}
+"
+        ),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_spangate"))
+        .arg("--config")
+        .arg(&config)
+        .env("SPANGATE_LOG", "warn")
+        .spawn()
+        .expect("spawn spangate");
+    let pid = child.id();
+    wait_ready(metrics_port);
+    let wire: Vec<Bytes> = (0..DISTINCT_REQUESTS)
+        .map(|i| Bytes::from(common::request(i, SPANS_PER_REQUEST).encode_to_vec()))
+        .collect();
+    println!("soak: {rate} spans/s for {seconds}s (requests of {SPANS_PER_REQUEST} spans)");
+    let (accepted, refused) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let stop = Arc::new(AtomicBool::new(false));
+    let generator = {
+        let (accepted, refused, stop) = (accepted.clone(), refused.clone(), stop.clone());
+        rt.spawn(async move {
+            let channel =
+                tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{grpc_port}"))
+                    .unwrap()
+                    .connect()
+                    .await
+                    .unwrap();
+            let every = Duration::from_secs_f64(SPANS_PER_REQUEST as f64 / rate as f64);
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+            let mut i = 0usize;
+            let inflight = Arc::new(tokio::sync::Semaphore::new(64));
+            while !stop.load(Ordering::Relaxed) {
+                tick.tick().await;
+                let permit = inflight.clone().acquire_owned().await.unwrap();
+                let (channel, req) = (channel.clone(), wire[i % wire.len()].clone());
+                let (accepted, refused) = (accepted.clone(), refused.clone());
+                i += 1;
+                tokio::spawn(async move {
+                    let mut client = tonic::client::Grpc::new(channel);
+                    client.ready().await.unwrap();
+                    let path = PathAndQuery::from_static(
+                        "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+                    );
+                    let counter = match client.unary(tonic::Request::new(req), path, RawCodec).await
+                    {
+                        Ok(_) => &accepted,
+                        Err(_) => &refused,
+                    };
+                    counter.fetch_add(SPANS_PER_REQUEST as u64, Ordering::Relaxed);
+                    drop(permit);
+                });
+            }
+        })
+    };
+    let scrape = |name: &str| -> f64 {
+        let text = ureq_get(metrics_port, "/metrics");
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or(f64::NAN)
+    };
+    let t0 = Instant::now();
+    let mut rss_samples = Vec::new();
+    let mut queue_max = 0f64;
+    while t0.elapsed() < Duration::from_secs(seconds) {
+        std::thread::sleep(Duration::from_secs(10));
+        let rss = rss_kib(pid) as f64 / 1024.0;
+        let queue = scrape("spangate_exporter_queue_size{");
+        queue_max = queue_max.max(queue);
+        rss_samples.push(rss);
+        println!(
+            "soak: t={:>5}s rss={rss:.1} MiB queue={queue} accepted={} refused={} received={}",
+            t0.elapsed().as_secs(),
+            accepted.load(Ordering::Relaxed),
+            refused.load(Ordering::Relaxed),
+            received.load(Ordering::Relaxed)
+        );
+    }
+    stop.store(true, Ordering::Relaxed);
+    rt.block_on(generator).unwrap();
+    let accepted = accepted.load(Ordering::Relaxed);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while received.load(Ordering::Relaxed) < accepted && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let received = received.load(Ordering::Relaxed);
+    let n = rss_samples.len();
+    let early: f64 = rss_samples[..n.min(6)].iter().sum::<f64>() / n.min(6) as f64;
+    let late: f64 = rss_samples[n.saturating_sub(6)..].iter().sum::<f64>() / n.min(6) as f64;
+    println!(
+        "soak: accepted {accepted} spans, refused {} , received {received}, lost {}; RSS first minute {early:.1} MiB, last minute {late:.1} MiB, peak {:.1} MiB; queue max {queue_max} batches",
+        refused.load(Ordering::Relaxed),
+        accepted.saturating_sub(received),
+        peak_rss_kib(pid) as f64 / 1024.0
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// The body of GET `path` on 127.0.0.1:`port` (plain HTTP/1.0, no client crate needed).
+fn ureq_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return String::new();
+    };
+    let _ = write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n");
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))?
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0)
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -407,6 +571,7 @@ async fn start_sink(received: Arc<AtomicU64>) -> u16 {
         tonic::transport::Server::builder()
             .add_service(
                 TraceServiceServer::new(CountingSink(received))
+                    .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
                     .max_decoding_message_size(256 << 20),
             )
             .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The one test command: provisions what the tests need, then runs every test.
 #   ./scripts/test.sh            format, lints, all tests (unit, black-box, bench smoke runs)
+#   ./scripts/test.sh --fuzz [S] then each fuzz target for S seconds (default 60; needs the
+#                                nightly toolchain and cargo-fuzz, which it installs)
 # Services the tests start themselves (free ports on 127.0.0.1, temp dirs). A service that cannot
 # be provisioned is named here; with CI=true that is a failure, never a skip.
 set -euo pipefail
@@ -75,3 +77,15 @@ say "cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 say "cargo test --workspace (unit, black-box, plugins, benches in test mode)"
 cargo test --workspace --all-targets
+
+# Extended mode: a short libFuzzer run of every target in fuzz/ (decoders, gzip, config, redaction).
+if [ "${1:-}" = "--fuzz" ]; then
+  seconds="${2:-60}"
+  rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+  command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+  for target in $(cargo +nightly fuzz list); do
+    say "fuzz $target for ${seconds}s"
+    cargo +nightly fuzz run "$target" -- -max_total_time="$seconds" -rss_limit_mb=2048
+  done
+fi
+
