@@ -77,6 +77,8 @@ say "cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 say "cargo test --workspace (unit, black-box, plugins, benches in test mode)"
 cargo test --workspace --all-targets
+say "deploy checks (Helm chart in every mode, Kubernetes schemas, promtool, hadolint)"
+./scripts/deploy-check.sh
 
 # Extended mode: a short libFuzzer run of every target in fuzz/ (decoders, gzip, config, redaction).
 if [ "${1:-}" = "--fuzz" ]; then
