@@ -16,5 +16,8 @@ USER 65532:65532
 WORKDIR /var/lib/spangate
 ENV SPANGATE_FILE=/var/lib/spangate/spans.jsonl
 EXPOSE 4317 4318 8888
+# No curl in the image: the binary asks its own health endpoint.
+HEALTHCHECK --interval=15s --timeout=3s --start-period=5s --retries=3 \
+  CMD ["/usr/local/bin/spangate", "healthcheck", "--address", "127.0.0.1:8888"]
 ENTRYPOINT ["/usr/local/bin/spangate"]
 CMD ["--config", "/etc/spangate/pipelines.yaml"]

@@ -29,6 +29,47 @@ pub enum Command {
     /// Read traces back from the `postgres` exporter's tables.
     #[command(subcommand)]
     Traces(TracesCommand),
+    /// Exit 0 when a running spangate's health endpoint answers 200 (for container HEALTHCHECKs,
+    /// where images have no curl).
+    Healthcheck {
+        /// The `service.telemetry.metrics.address` of the instance to ask.
+        #[arg(long, default_value = "127.0.0.1:8888")]
+        address: String,
+        /// `/healthz` (alive) or `/readyz` (accepting data).
+        #[arg(long, default_value = "/healthz")]
+        path: String,
+    },
+}
+
+/// GETs `path` from `address` with a short timeout; the exit code for `spangate healthcheck`.
+pub fn healthcheck(address: &str, path: &str) -> i32 {
+    use std::io::{Read, Write};
+    use std::net::ToSocketAddrs;
+    use std::time::Duration;
+    let timeout = Duration::from_secs(2);
+    let answer = (|| -> std::io::Result<String> {
+        let addr = address
+            .to_socket_addrs()?
+            .next()
+            .ok_or_else(|| std::io::Error::other("no address"))?;
+        let mut s = std::net::TcpStream::connect_timeout(&addr, timeout)?;
+        s.set_read_timeout(Some(timeout))?;
+        write!(s, "GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n")?;
+        let mut out = String::new();
+        s.read_to_string(&mut out)?;
+        Ok(out)
+    })();
+    match answer {
+        Ok(text) if text.starts_with("HTTP/1.1 200") || text.starts_with("HTTP/1.0 200") => 0,
+        Ok(text) => {
+            eprintln!("unhealthy: {}", text.lines().next().unwrap_or(""));
+            1
+        }
+        Err(e) => {
+            eprintln!("unhealthy: {address}{path}: {e}");
+            1
+        }
+    }
 }
 
 #[derive(Debug, clap::Args)]

@@ -13,6 +13,10 @@ fn main() {
     let code = match cli.command {
         Some(Command::Validate) => spangate::app::validate(&paths),
         Some(Command::Traces(ref t)) => t.run(),
+        Some(Command::Healthcheck {
+            ref address,
+            ref path,
+        }) => spangate::cli::healthcheck(address, path),
         Some(Command::Run) | None => {
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

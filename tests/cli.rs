@@ -283,3 +283,29 @@ service:
         assert!(!err.contains(secret), "{secret} printed:\n{err}");
     }
 }
+
+#[test]
+fn healthcheck_subcommand_for_container_healthchecks() {
+    let http = free_port();
+    let sg = Spangate::start(&format!(
+        "
+receivers:
+  otlp: {{ protocols: {{ http: {{ endpoint: 127.0.0.1:{http} }} }} }}
+exporters:
+  debug: {{}}
+service:
+  pipelines:
+    traces: {{ receivers: [otlp], exporters: [debug] }}
+"
+    ));
+    let addr = format!("127.0.0.1:{}", sg.metrics_port);
+    let dir = std::path::Path::new(".");
+    for path in ["/healthz", "/readyz"] {
+        let (code, _, err) = spangate(&["healthcheck", "--address", &addr, "--path", path], dir);
+        assert_eq!(code, 0, "{path}: {err}");
+    }
+    let closed = format!("127.0.0.1:{}", free_port());
+    let (code, _, err) = spangate(&["healthcheck", "--address", &closed], dir);
+    assert_eq!(code, 1);
+    assert!(err.contains("unhealthy"), "{err}");
+}
