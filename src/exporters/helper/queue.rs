@@ -604,7 +604,10 @@ mod tests {
             up: false.into(),
             spans: AtomicU32::new(0),
         });
-        let (h, task) = start(&id, exp.clone(), disk_settings(dir.path(), 2), &t).unwrap();
+        // fsync before answering each sender, this time.
+        let mut s = disk_settings(dir.path(), 2);
+        s.queue.fsync_interval = Duration::ZERO;
+        let (h, task) = start(&id, exp.clone(), s, &t).unwrap();
         let (a, b) = (h.try_reserve().unwrap(), h.try_reserve().unwrap());
         assert!(h.try_reserve().is_err(), "two places, both reserved");
         a.send(batch(1));
