@@ -1,17 +1,17 @@
-# Multi-stage build: compile in the Rust image, run as non-root on a slim base.
+# Multi-stage: compile in the Rust image, run on distroless (glibc, OpenSSL, CA certificates,
+# nothing else) as the non-root user. Offline machines: scripts/docker-image.sh builds the same
+# final stage from Dockerfile.prebuilt on a locally made base.
 FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked --bin spangate
+RUN cargo build --release --locked --bin spangate \
+ && mkdir -p /out/var/lib/spangate
 
-FROM debian:bookworm-slim
-RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates libssl3 \
- && rm -rf /var/lib/apt/lists/*
+FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /src/target/release/spangate /usr/local/bin/spangate
 COPY pipelines.yaml /etc/spangate/pipelines.yaml
-# Runs with a read-only root filesystem: the file exporter writes under /var/lib/spangate.
-RUN mkdir -p /var/lib/spangate && chown 65532:65532 /var/lib/spangate
+# The only writable place (file exporter, disk queues): the root filesystem can be read-only.
+COPY --from=build --chown=65532:65532 /out/var/lib/spangate /var/lib/spangate
 USER 65532:65532
 WORKDIR /var/lib/spangate
 ENV SPANGATE_FILE=/var/lib/spangate/spans.jsonl

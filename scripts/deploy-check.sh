@@ -167,7 +167,7 @@ sys.exit(f"dashboard.json: {len(errors)} schema errors" if errors else 0)
 PY
 say "  dashboard.json: $(grep -c '"type": "timeseries"' helm/spangate/files/dashboard.json) panels valid"
 
-say "hadolint Dockerfile"
-"$VENV/bin/hadolint" Dockerfile
+say "hadolint Dockerfile Dockerfile.prebuilt"
+"$VENV/bin/hadolint" Dockerfile Dockerfile.prebuilt
 
 say "deploy checks passed"
