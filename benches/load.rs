@@ -102,14 +102,8 @@ service:
         ),
     )
     .unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_spangate"))
-        .arg("--config")
-        .arg(&config)
-        .env("SPANGATE_LOG", "warn")
-        .spawn()
-        .expect("spawn spangate");
+    let mut child = spawn_spangate(&config, metrics_port);
     let pid = child.id();
-    wait_ready(metrics_port);
 
     // Latency of one small request at a time: without TCP_NODELAY on accepted connections each
     // answer waits ~40 ms for a delayed ACK.
@@ -399,14 +393,8 @@ service:
         ),
     )
     .unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_spangate"))
-        .arg("--config")
-        .arg(&config)
-        .env("SPANGATE_LOG", "warn")
-        .spawn()
-        .expect("spawn spangate");
+    let mut child = spawn_spangate(&config, metrics_port);
     let pid = child.id();
-    wait_ready(metrics_port);
     let wire: Vec<Bytes> = (0..DISTINCT_REQUESTS)
         .map(|i| Bytes::from(common::request(i, SPANS_PER_REQUEST).encode_to_vec()))
         .collect();
@@ -519,6 +507,18 @@ fn rss_kib(pid: u32) -> u64 {
                 .ok()
         })
         .unwrap_or(0)
+}
+
+/// The built spangate on `config`, once it is ready.
+fn spawn_spangate(config: &std::path::Path, metrics_port: u16) -> std::process::Child {
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_spangate"))
+        .arg("--config")
+        .arg(config)
+        .env("SPANGATE_LOG", "warn")
+        .spawn()
+        .expect("spawn spangate");
+    wait_ready(metrics_port);
+    child
 }
 
 fn free_port() -> u16 {
