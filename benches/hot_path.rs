@@ -76,6 +76,11 @@ fn hot_path(c: &mut Criterion) {
             BatchSize::SmallInput,
         )
     });
+    // The gzip every OTLP export does by default (level 1, as the exporters use it).
+    g.bench_function("gzip_compress", |b| {
+        let proto: Vec<u8> = wire.concat();
+        b.iter(|| black_box(spangate::data::gzip::compress(&proto).len()))
+    });
     g.finish();
     eprintln!("input: {REQUESTS} requests of {SPANS_PER_REQUEST} spans, {bytes} bytes of protobuf");
 }
