@@ -77,32 +77,8 @@ fn main() {
         .unwrap();
     let received = Arc::new(AtomicU64::new(0));
     let sink_port = rt.block_on(start_sink(received.clone()));
-    let grpc_port = free_port();
-    let metrics_port = free_port();
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("load.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "receivers:
-  otlp:
-    protocols: {{ grpc: {{ endpoint: 127.0.0.1:{grpc_port} }} }}
-processors:
-  batch: {{ send_batch_size: 8192, timeout: 200ms }}
-exporters:
-  otlp:
-    endpoint: 127.0.0.1:{sink_port}
-    tls: {{ insecure: true }}
-    compression: none
-service:
-  telemetry: {{ metrics: {{ address: 127.0.0.1:{metrics_port} }} }}
-  pipelines:
-    traces: {{ receivers: [otlp], processors: [batch], exporters: [otlp] }}
-"
-        ),
-    )
-    .unwrap();
-    let mut child = spawn_spangate(&config, metrics_port);
+    // Uncompressed export: the figure compares with a plain prost decode+encode.
+    let (_dir, mut child, grpc_port, _) = start_passthrough(sink_port, "compression: none", "");
     let pid = child.id();
 
     // Latency of one small request at a time: without TCP_NODELAY on accepted connections each
@@ -369,31 +345,9 @@ fn soak(seconds: u64, rate: u64) {
         .unwrap();
     let received = Arc::new(AtomicU64::new(0));
     let sink_port = rt.block_on(start_sink(received.clone()));
-    let (grpc_port, metrics_port) = (free_port(), free_port());
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("soak.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "receivers:
-  otlp:
-    protocols: {{ grpc: {{ endpoint: 127.0.0.1:{grpc_port} }} }}
-processors:
-  batch: {{ send_batch_size: 8192, timeout: 200ms }}
-exporters:
-  otlp:
-    endpoint: 127.0.0.1:{sink_port}
-    tls: {{ insecure: true }}
-service:
-  memory_limit_mib: 512
-  telemetry: {{ metrics: {{ address: 127.0.0.1:{metrics_port} }} }}
-  pipelines:
-    traces: {{ receivers: [otlp], processors: [batch], exporters: [otlp] }}
-"
-        ),
-    )
-    .unwrap();
-    let mut child = spawn_spangate(&config, metrics_port);
+    // gzip export, the default; a memory limit as a deployment would set one.
+    let (_dir, mut child, grpc_port, metrics_port) =
+        start_passthrough(sink_port, "", "memory_limit_mib: 512");
     let pid = child.id();
     let wire: Vec<Bytes> = (0..DISTINCT_REQUESTS)
         .map(|i| Bytes::from(common::request(i, SPANS_PER_REQUEST).encode_to_vec()))
@@ -509,16 +463,47 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-/// The built spangate on `config`, once it is ready.
-fn spawn_spangate(config: &std::path::Path, metrics_port: u16) -> std::process::Child {
+/// The built spangate running OTLP/gRPC -> batch -> OTLP/gRPC into the sink on `sink_port`,
+/// once it is ready; `exporter` and `service` are extra lines for those sections. Returns the
+/// config's directory (keep it), the process, and its gRPC and metrics ports.
+fn start_passthrough(
+    sink_port: u16,
+    exporter: &str,
+    service: &str,
+) -> (tempfile::TempDir, std::process::Child, u16, u16) {
+    let (grpc_port, metrics_port) = (free_port(), free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("pipelines.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "receivers:
+  otlp:
+    protocols: {{ grpc: {{ endpoint: 127.0.0.1:{grpc_port} }} }}
+processors:
+  batch: {{ send_batch_size: 8192, timeout: 200ms }}
+exporters:
+  otlp:
+    endpoint: 127.0.0.1:{sink_port}
+    tls: {{ insecure: true }}
+    {exporter}
+service:
+  {service}
+  telemetry: {{ metrics: {{ address: 127.0.0.1:{metrics_port} }} }}
+  pipelines:
+    traces: {{ receivers: [otlp], processors: [batch], exporters: [otlp] }}
+"
+        ),
+    )
+    .unwrap();
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_spangate"))
         .arg("--config")
-        .arg(config)
+        .arg(&config)
         .env("SPANGATE_LOG", "warn")
         .spawn()
         .expect("spawn spangate");
     wait_ready(metrics_port);
-    child
+    (dir, child, grpc_port, metrics_port)
 }
 
 fn free_port() -> u16 {
