@@ -155,24 +155,33 @@ fn backend_down_30s_under_steady_load_loses_nothing() {
     }
 }
 
-#[test]
-fn kill_9_with_a_full_disk_queue_then_restart_loses_nothing() {
+/// A spangate with a disk queue whose backend is down, holding `batches` requests of 20 spans
+/// (ids from `request(1..=batches)`): its storage, the sink, the HTTP port, the config, itself.
+fn disk_queued_behind_a_down_backend(
+    batches: u32,
+) -> (tempfile::TempDir, Sink, u16, String, Spangate) {
     let storage = tempfile::tempdir().unwrap();
     let sink = Sink::start();
     sink.set_down(true);
     let http = free_port();
     let queue = format!("{{ storage: {} }}", storage.path().display());
     let yaml = config(http, &sink, &queue);
-    let mut first = Spangate::start(&yaml);
-    for seq in 1..=100 {
+    let sg = Spangate::start(&yaml);
+    for seq in 1..=batches {
         common::post_otlp(http, &request(seq, 20));
     }
-    first.wait_metric(
+    sg.wait_metric(
         "spangate_exporter_queue_size",
         &[("exporter", "otlp")],
-        100.0,
+        batches as f64,
         10,
     );
+    (storage, sink, http, yaml, sg)
+}
+
+#[test]
+fn kill_9_with_a_full_disk_queue_then_restart_loses_nothing() {
+    let (_storage, sink, _, yaml, mut first) = disk_queued_behind_a_down_backend(100);
     first.signal("KILL");
     let _ = first.wait_exit(10);
     assert_eq!(unique(&sink).len(), 0);
@@ -195,22 +204,7 @@ fn kill_9_with_a_full_disk_queue_then_restart_loses_nothing() {
 
 #[test]
 fn a_corrupt_disk_queue_tail_is_cut_reported_and_the_rest_sent() {
-    let storage = tempfile::tempdir().unwrap();
-    let sink = Sink::start();
-    sink.set_down(true);
-    let http = free_port();
-    let queue = format!("{{ storage: {} }}", storage.path().display());
-    let yaml = config(http, &sink, &queue);
-    let mut first = Spangate::start(&yaml);
-    for seq in 1..=10 {
-        common::post_otlp(http, &request(seq, 20));
-    }
-    first.wait_metric(
-        "spangate_exporter_queue_size",
-        &[("exporter", "otlp")],
-        10.0,
-        10,
-    );
+    let (storage, sink, http, yaml, mut first) = disk_queued_behind_a_down_backend(10);
     first.signal("TERM");
     // A down backend does not hold the stop: what is queued stays on disk.
     assert!(first.wait_exit(10).success());
