@@ -46,50 +46,42 @@ fn request(resources: &[(Option<&str>, u8)], pad: usize) -> Vec<u8> {
     .encode_to_vec()
 }
 
-/// The sink's endpoint for `protocol`, in the placeholders `start` fills in.
-fn endpoint(protocol: &str) -> &'static str {
-    if protocol == "grpc" {
-        "127.0.0.1:GRPC"
+/// A sink and a spangate sending to it through a `tempo` exporter over `protocol`, with
+/// `settings` (YAML lines at the exporter's indentation) added; returns the HTTP receiver port.
+fn start(protocol: &str, settings: &str) -> (Sink, u16, Spangate) {
+    let sink = Sink::start();
+    let http = free_port();
+    let endpoint = if protocol == "grpc" {
+        format!("127.0.0.1:{}", sink.grpc_port)
     } else {
-        "http://127.0.0.1:HTTP"
-    }
-}
-
-fn start(sink: &Sink, http: u16, exporters: &str) -> Spangate {
-    Spangate::start(&format!(
+        format!("http://127.0.0.1:{}", sink.http_port)
+    };
+    let sg = Spangate::start(&format!(
         "
 receivers:
   otlp:
     protocols: {{ http: {{ endpoint: 127.0.0.1:{http} }} }}
 exporters:
-{exporters}
+  tempo:
+    endpoint: {endpoint}
+    protocol: {protocol}
+    tls: {{ insecure: true }}
+{settings}
 service:
   pipelines:
     traces: {{ receivers: [otlp], exporters: [tempo] }}
-",
-        exporters = exporters
-            .replace("GRPC", &sink.grpc_port.to_string())
-            .replace("HTTP", &sink.http_port.to_string())
-    ))
+"
+    ));
+    (sink, http, sg)
 }
 
 #[test]
 fn fixed_tenant_and_basic_auth_over_grpc_and_http() {
     for protocol in ["grpc", "http"] {
-        let sink = Sink::start();
-        let http = free_port();
-        let endpoint = endpoint(protocol);
-        let sg = start(
-            &sink,
-            http,
-            &format!(
-                "  tempo:
-    endpoint: {endpoint}
-    protocol: {protocol}
-    tls: {{ insecure: true }}
-    tenant: team-a
-    auth: {{ username: '12345', password: glc_token }}"
-            ),
+        let (sink, http, sg) = start(
+            protocol,
+            "    tenant: team-a
+    auth: { username: '12345', password: glc_token }",
         );
         post_otlp(http, &request(&[(None, 3)], 10));
         sink.state.wait_spans(3, 20);
@@ -113,15 +105,9 @@ fn fixed_tenant_and_basic_auth_over_grpc_and_http() {
 
 #[test]
 fn tenant_from_attribute_sends_one_request_per_tenant() {
-    let sink = Sink::start();
-    let http = free_port();
-    let sg = start(
-        &sink,
-        http,
-        "  tempo:
-    endpoint: 127.0.0.1:GRPC
-    tls: { insecure: true }
-    tenant_from_attribute: tenant
+    let (sink, http, sg) = start(
+        "grpc",
+        "    tenant_from_attribute: tenant
     tenant: shared",
     );
     post_otlp(
@@ -163,19 +149,9 @@ fn tenant_from_attribute_sends_one_request_per_tenant() {
 #[test]
 fn a_request_tempo_finds_too_large_is_split_and_rate_limits_are_retried() {
     for protocol in ["grpc", "http"] {
-        let sink = Sink::start();
-        let http = free_port();
-        let endpoint = endpoint(protocol);
-        let sg = start(
-            &sink,
-            http,
-            &format!(
-                "  tempo:
-    endpoint: {endpoint}
-    protocol: {protocol}
-    tls: {{ insecure: true }}
-    retry_on_failure: {{ initial_interval: 50ms, max_interval: 100ms }}"
-            ),
+        let (sink, http, sg) = start(
+            protocol,
+            "    retry_on_failure: { initial_interval: 50ms, max_interval: 100ms }",
         );
         // 40 spans of ~300 bytes in one request; Tempo takes at most 3000 bytes at once.
         sink.state.limit_bytes.store(3000, Ordering::SeqCst);
