@@ -286,22 +286,78 @@ impl SpanBatch {
 
     fn encode_once(&self) -> &Bytes {
         self.encoded.get_or_init(|| {
-            let len = self.encoded_len();
+            // prost's `encode` asks every nested message for its length at each level, so a
+            // span's length was computed four times (request, resource, scope, span). Here each
+            // span's length is computed once and the outer levels are written from the sums.
+            use prost::encoding::{encode_key, encode_varint, encoded_len_varint, WireType};
+            let span_lens: Vec<usize> = self
+                .resource_spans
+                .iter()
+                .flat_map(|rs| &rs.scope_spans)
+                .flat_map(|ss| &ss.spans)
+                .map(Message::encoded_len)
+                .collect();
+            let field = |len: usize| 1 + encoded_len_varint(len as u64) + len;
+            let mut lens = span_lens.iter();
+            let mut scope_lens = Vec::new();
+            let mut resource_lens = Vec::with_capacity(self.resource_spans.len());
+            for rs in &self.resource_spans {
+                let mut rs_len = rs
+                    .resource
+                    .as_ref()
+                    .map_or(0, |r| prost::encoding::message::encoded_len(1, r))
+                    + prost::encoding::string::encoded_len(3, &rs.schema_url)
+                        * usize::from(!rs.schema_url.is_empty());
+                for ss in &rs.scope_spans {
+                    let mut ss_len = ss
+                        .scope
+                        .as_ref()
+                        .map_or(0, |s| prost::encoding::message::encoded_len(1, s))
+                        + prost::encoding::string::encoded_len(3, &ss.schema_url)
+                            * usize::from(!ss.schema_url.is_empty());
+                    ss_len += lens
+                        .by_ref()
+                        .take(ss.spans.len())
+                        .map(|&l| field(l))
+                        .sum::<usize>();
+                    scope_lens.push(ss_len);
+                    rs_len += field(ss_len);
+                }
+                resource_lens.push(rs_len);
+            }
+            let len: usize = resource_lens.iter().map(|&l| field(l)).sum();
             let mut buf = Vec::with_capacity(GRPC_HEADER + len);
             buf.push(0);
             buf.extend_from_slice(&(len as u32).to_be_bytes());
-            for rs in &self.resource_spans {
-                prost::encoding::message::encode(1, rs, &mut buf);
+            let (mut spans, mut scopes) = (span_lens.iter(), scope_lens.iter());
+            for (rs, &rs_len) in self.resource_spans.iter().zip(&resource_lens) {
+                encode_key(1, WireType::LengthDelimited, &mut buf);
+                encode_varint(rs_len as u64, &mut buf);
+                if let Some(r) = &rs.resource {
+                    prost::encoding::message::encode(1, r, &mut buf);
+                }
+                for (ss, &ss_len) in rs.scope_spans.iter().zip(scopes.by_ref()) {
+                    encode_key(2, WireType::LengthDelimited, &mut buf);
+                    encode_varint(ss_len as u64, &mut buf);
+                    if let Some(s) = &ss.scope {
+                        prost::encoding::message::encode(1, s, &mut buf);
+                    }
+                    for (span, &span_len) in ss.spans.iter().zip(spans.by_ref()) {
+                        encode_key(2, WireType::LengthDelimited, &mut buf);
+                        encode_varint(span_len as u64, &mut buf);
+                        span.encode_raw(&mut buf);
+                    }
+                    if !ss.schema_url.is_empty() {
+                        prost::encoding::string::encode(3, &ss.schema_url, &mut buf);
+                    }
+                }
+                if !rs.schema_url.is_empty() {
+                    prost::encoding::string::encode(3, &rs.schema_url, &mut buf);
+                }
             }
+            debug_assert_eq!(buf.len(), GRPC_HEADER + len);
             Bytes::from(buf)
         })
-    }
-
-    fn encoded_len(&self) -> usize {
-        self.resource_spans
-            .iter()
-            .map(|rs| prost::encoding::message::encoded_len(1, rs))
-            .sum()
     }
 
     pub fn to_request(&self) -> ExportTraceServiceRequest {
@@ -342,6 +398,34 @@ mod tests {
             })
             .collect();
         SpanBatch::new(rs)
+    }
+
+    #[test]
+    fn encoding_equals_prost_byte_for_byte() {
+        use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
+        use opentelemetry_proto::tonic::resource::v1::Resource;
+        let mut b = batch(&[&[2, 0, 3], &[], &[200]]);
+        let rs = b.resource_spans_mut();
+        rs[0].resource = Some(Resource::default());
+        rs[0].schema_url = "https://opentelemetry.io/schemas/1.26.0".into();
+        rs[0].scope_spans[0].scope = Some(InstrumentationScope {
+            name: "lib".into(),
+            ..Default::default()
+        });
+        rs[0].scope_spans[2].schema_url = "x".repeat(300);
+        rs[2].scope_spans[0].spans[7].name = "n".repeat(70_000);
+        b.recount();
+        let want = ExportTraceServiceRequest {
+            resource_spans: b.resource_spans().to_vec(),
+        }
+        .encode_to_vec();
+        assert_eq!(b.encoded(), want);
+        let frame = b.grpc_frame();
+        assert_eq!(frame[0], 0);
+        assert_eq!(
+            u32::from_be_bytes(frame[1..5].try_into().unwrap()) as usize,
+            want.len()
+        );
     }
 
     #[test]
