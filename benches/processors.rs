@@ -1,6 +1,7 @@
 //! Inline processors on the realistic bench spans: redaction with every built-in detector over a
 //! corpus where ~5% of attribute values hold PII, the allowlist, and rate limiting (with a rate
-//! high enough that nothing is dropped: the cost of admitting). `cargo bench --bench processors`.
+//! high enough that nothing is dropped: the cost of admitting), head sampling at 25%, and session
+//! stamping. `cargo bench --bench processors` (batch: `hot_path`; tail sampling: `tail_sampling`).
 
 mod common;
 
@@ -73,6 +74,8 @@ fn bench(c: &mut Criterion) {
         ("redaction_all_builtins", "redaction", "builtin: [email, credit_card, us_ssn, ipv4, ipv6, jwt, bearer_token, phone]\nurl_query_params: [session, token]\n"),
         ("allowlist", "allowlist", "resource: [service.*, deployment.*]\nspan: [http.*, url.*, session.id]\n"),
         ("rate_limiting_whole_traces", "rate_limiting", "spans_per_second: 1000000000\nkey: service.name\n"),
+        ("probabilistic_sampler_25pct", "probabilistic_sampler", "sampling_percentage: 25\n"),
+        ("session_stamp", "session", "key_attributes: [session.id]\n"),
     ];
     for (name, kind, yaml) in cases {
         let p = inline(yaml, kind);
