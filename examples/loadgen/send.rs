@@ -132,6 +132,8 @@ pub async fn run(spec: &Spec, corpus: Arc<Corpus>) -> Report {
                 while inflight.try_join_next().is_some() {}
             }
             while inflight.join_next().await.is_some() {}
+            // The run lasts `duration` even when the last request left and returned early.
+            tokio::time::sleep_until(deadline.into()).await;
         }
     }
     let elapsed = t0.elapsed();
