@@ -18,15 +18,30 @@ use crate::procstat;
 use crate::send::{self, Protocol, Spec};
 use crate::sink::{self, SinkStats};
 
+#[derive(clap::Args)]
 pub struct Options {
+    /// The spangate binary to measure.
+    #[arg(long, default_value = "target/release/spangate")]
     pub spangate: PathBuf,
+    /// The rotel-agent binary (the peer); without it the peer columns stay empty.
+    #[arg(long)]
     pub rotel: Option<PathBuf>,
+    /// Seconds of load per run.
+    #[arg(long, default_value_t = 10)]
     pub seconds: u64,
+    /// The fixed rate (spans/s) for the RSS and latency runs.
+    #[arg(long, default_value_t = 20_000)]
     pub rate: u64,
+    /// Requests in flight at most.
+    #[arg(long, default_value_t = 8)]
     pub concurrency: usize,
+    #[arg(long, value_enum, default_value_t = Protocol::Grpc)]
     pub protocol: Protocol,
-    /// taskset CPU list for the collectors (e.g. "1"); `None` = not pinned.
+    /// Pin the collectors to these CPUs (taskset list, e.g. "1"); unset = not pinned.
+    #[arg(long)]
     pub collector_cpus: Option<String>,
+    /// Also write the table here.
+    #[arg(long)]
     pub markdown: Option<PathBuf>,
 }
 
@@ -453,16 +468,15 @@ fn table(rows: &[Row], rate: u64) -> String {
             (None, Some(m)) => (m.spans_per_s, m.cpu_per_million),
             _ => continue,
         };
-        let c = ceiling;
         let fixed = r.fixed;
         out += &format!(
             "| {} | {:.0} | {} | {} | {:.2} | {} | {} | {} | {} | {} | {} |\n",
             r.name,
             tput,
-            ratio(tput, c.map(|c| c.0)),
+            ratio(tput, ceiling.map(|c| c.0)),
             ratio(tput, peer.map(|p| p.0.spans_per_s)),
             cpu,
-            ratio(cpu, c.map(|c| c.1)),
+            ratio(cpu, ceiling.map(|c| c.1)),
             ratio(cpu, peer.map(|p| p.0.cpu_per_million)),
             fixed.map_or("—".into(), |f| format!("{:.1} MiB", f.peak_rss_mib)),
             fixed.map_or("—".into(), |f| ratio(

@@ -71,7 +71,7 @@ struct Template {
 }
 
 impl Corpus {
-    /// About `traces` traces (~9 spans each), cut into per-service requests of at most
+    /// About `traces` traces (13 spans each), cut into per-service requests of at most
     /// `spans_per_request` spans; deterministic for a given `seed`.
     pub fn generate(traces: usize, spans_per_request: usize, seed: u64) -> Corpus {
         let per_service = decoded(traces, spans_per_request, seed);
@@ -279,26 +279,13 @@ fn trace(rng: &mut fastrand::Rng, n: u64, out: &mut [Vec<Span>]) {
         },
     );
     let t = t + 5_000_000;
-    let cat = b.span(
-        FRONTEND,
-        Some(root),
+    b.rpc_call(
+        (FRONTEND, CATALOG),
+        root,
         "oteldemo.ProductCatalogService/GetProduct",
-        3,
-        t,
-        t + 3_000_000,
+        (t, t + 3_000_000),
+        (t + 200_000, t + 2_600_000),
         |b, a| {
-            a.extend(rpc(b.rng, "GetProduct"));
-        },
-    );
-    b.span(
-        CATALOG,
-        Some(cat),
-        "oteldemo.ProductCatalogService/GetProduct",
-        2,
-        t + 200_000,
-        t + 2_600_000,
-        |b, a| {
-            a.extend(rpc(b.rng, "GetProduct"));
             let ids = (0..b.rng.usize(1..5))
                 .map(|_| AnyValue {
                     value: Some(s(&format!("SKU-{:05}", b.rng.u32(..100_000)))),
@@ -351,26 +338,13 @@ fn trace(rng: &mut fastrand::Rng, n: u64, out: &mut [Vec<Span>]) {
         },
     );
     let t = t + 1_000_000;
-    let cart = b.span(
-        CHECKOUT,
-        Some(co),
+    let cart_s = b.rpc_call(
+        (CHECKOUT, CART),
+        co,
         "oteldemo.CartService/GetCart",
-        3,
-        t,
-        t + 6_000_000,
+        (t, t + 6_000_000),
+        (t + 200_000, t + 5_500_000),
         |b, a| {
-            a.extend(rpc(b.rng, "GetCart"));
-        },
-    );
-    let cart_s = b.span(
-        CART,
-        Some(cart),
-        "oteldemo.CartService/GetCart",
-        2,
-        t + 200_000,
-        t + 5_500_000,
-        |b, a| {
-            a.extend(rpc(b.rng, "GetCart"));
             a.push(kv("app.cart.items", Value::IntValue(b.rng.i64(0..12))));
         },
     );
@@ -404,26 +378,13 @@ fn trace(rng: &mut fastrand::Rng, n: u64, out: &mut [Vec<Span>]) {
         }
     }
     let t = t + 7_000_000;
-    let pay = b.span(
-        CHECKOUT,
-        Some(co),
+    let pay_s = b.rpc_call(
+        (CHECKOUT, PAYMENT),
+        co,
         "oteldemo.PaymentService/Charge",
-        3,
-        t,
-        t + 20_000_000,
+        (t, t + 20_000_000),
+        (t + 300_000, t + 19_000_000),
         |b, a| {
-            a.extend(rpc(b.rng, "Charge"));
-        },
-    );
-    let pay_s = b.span(
-        PAYMENT,
-        Some(pay),
-        "oteldemo.PaymentService/Charge",
-        2,
-        t + 300_000,
-        t + 19_000_000,
-        |b, a| {
-            a.extend(rpc(b.rng, "Charge"));
             a.push(kv(
                 "app.payment.amount",
                 Value::DoubleValue(b.rng.f64() * 400.0),
@@ -517,6 +478,28 @@ impl Builder<'_> {
             ..Default::default()
         });
         id
+    }
+
+    /// An RPC from service `svcs.0` to `svcs.1`: the client span under `parent` and the server
+    /// span under it, both with the RPC attributes, the server's with `attrs` too. Returns the
+    /// server span's id.
+    fn rpc_call(
+        &mut self,
+        svcs: (usize, usize),
+        parent: [u8; 8],
+        name: &str,
+        client: (u64, u64),
+        server: (u64, u64),
+        attrs: impl FnOnce(&mut Self, &mut Vec<KeyValue>),
+    ) -> [u8; 8] {
+        let method = name.rsplit('/').next().unwrap_or(name);
+        let id = self.span(svcs.0, Some(parent), name, 3, client.0, client.1, |b, a| {
+            a.extend(rpc(b.rng, method));
+        });
+        self.span(svcs.1, Some(id), name, 2, server.0, server.1, |b, a| {
+            a.extend(rpc(b.rng, method));
+            attrs(b, a);
+        })
     }
 
     /// About 5% of the chances to carry personal data take it.

@@ -12,7 +12,6 @@ mod send;
 mod sink;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -32,7 +31,7 @@ struct Cli {
 
 #[derive(clap::Args)]
 struct CorpusArgs {
-    /// Traces in the generated corpus (about 12 spans each); ids are renewed on every pass.
+    /// Traces in the generated corpus (13 spans each); ids are renewed on every pass.
     #[arg(long, default_value_t = 2000)]
     traces: usize,
     /// Spans per request at most (one service's SDK batch).
@@ -73,28 +72,8 @@ enum Cmd {
     },
     /// Ceiling, spangate passthrough, spangate full chain and rotel, in one table.
     Bench {
-        /// The spangate binary to measure.
-        #[arg(long, default_value = "target/release/spangate")]
-        spangate: PathBuf,
-        /// The rotel-agent binary (the peer); without it the peer columns stay empty.
-        #[arg(long)]
-        rotel: Option<PathBuf>,
-        /// Seconds of load per run.
-        #[arg(long, default_value_t = 10)]
-        seconds: u64,
-        /// The fixed rate (spans/s) for the RSS and latency runs.
-        #[arg(long, default_value_t = 20_000)]
-        rate: u64,
-        #[arg(long, default_value_t = 8)]
-        concurrency: usize,
-        #[arg(long, value_enum, default_value_t = send::Protocol::Grpc)]
-        protocol: send::Protocol,
-        /// Pin the collectors to these CPUs (taskset list, e.g. "1").
-        #[arg(long)]
-        collector_cpus: Option<String>,
-        /// Also write the table here.
-        #[arg(long)]
-        markdown: Option<PathBuf>,
+        #[command(flatten)]
+        opts: bench::Options,
         #[command(flatten)]
         corpus: CorpusArgs,
     },
@@ -182,29 +161,7 @@ fn main() -> Result<(), String> {
                     last = n;
                 }
             }
-            Cmd::Bench {
-                spangate,
-                rotel,
-                seconds,
-                rate,
-                concurrency,
-                protocol,
-                collector_cpus,
-                markdown,
-                corpus: c,
-            } => {
-                let opts = bench::Options {
-                    spangate,
-                    rotel,
-                    seconds,
-                    rate,
-                    concurrency,
-                    protocol,
-                    collector_cpus,
-                    markdown,
-                };
-                bench::run(opts, corpus(&c)).await
-            }
+            Cmd::Bench { opts, corpus: c } => bench::run(opts, corpus(&c)).await,
         }
     })
 }
