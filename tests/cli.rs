@@ -4,17 +4,25 @@
 mod common;
 
 use std::process::Command;
-use std::time::Duration;
 
 use common::client::http_post;
 use common::sink::Sink;
 use common::{free_port, http_get, Spangate};
 
 fn spangate(args: &[&str], dir: &std::path::Path) -> (i32, String, String) {
+    spangate_env(args, dir, &[])
+}
+
+fn spangate_env(
+    args: &[&str],
+    dir: &std::path::Path,
+    env: &[(&str, &str)],
+) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_spangate"))
         .args(args)
         .current_dir(dir)
         .env_remove("SPANGATE_LOG")
+        .envs(env.iter().copied())
         .output()
         .unwrap();
     (
@@ -109,6 +117,88 @@ fn validate_reports_every_problem_with_path_and_line() {
     );
 }
 
+/// A variable's value is one scalar: a newline and `key: value` in it add no keys (they did:
+/// the text was expanded before parsing). One error, on the field, and no cascade onto the
+/// receiver whose id the failed exporter shares.
+#[test]
+fn an_environment_value_cannot_add_config_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = "receivers:
+  otlp:
+    protocols: { grpc: { endpoint: 127.0.0.1:14317 } }
+exporters:
+  otlp:
+    endpoint: ${env:X}
+    tls: { insecure: ${env:INSECURE} }
+service:
+  pipelines:
+    traces: { receivers: [otlp], exporters: [otlp] }
+";
+    std::fs::write(dir.path().join("inj.yaml"), config).unwrap();
+    let injected = "127.0.0.1:4317\n    headers: { x-injected: \"yes\" }";
+    let env = [("X", injected), ("INSECURE", "true")];
+    let (code, _, err) = spangate_env(&["validate", "--config", "inj.yaml"], dir.path(), &env);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(
+        err,
+        format!("error: exporters.otlp.endpoint: `{injected}` is not a valid endpoint (line 6)\n")
+    );
+    // The same reference holding a plain endpoint, inside a flow mapping too, is fine.
+    let env = [("X", "127.0.0.1:4317"), ("INSECURE", "true")];
+    let (code, _, err) = spangate_env(&["validate", "--config", "inj.yaml"], dir.path(), &env);
+    assert_eq!(code, 0, "{err}");
+}
+
+/// Nine levels of nine aliases would expand to 387 million values: refused with its line, at
+/// `validate` and on a reload, before the memory is spent.
+#[test]
+fn a_yaml_alias_bomb_is_a_config_error() {
+    let mut bomb = String::from("a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+    for i in 1..10 {
+        let items = vec![format!("*a{}", i - 1); 9].join(", ");
+        bomb.push_str(&format!("a{i}: &a{i} [{items}]\n"));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("bomb.yaml"), &bomb).unwrap();
+    let (code, _, err) = spangate(&["validate", "--config", "bomb.yaml"], dir.path());
+    assert_eq!(code, 1);
+    assert!(
+        err.starts_with("error: invalid YAML: the document expands to more than 200000 values")
+            && err.contains("(line 6)"),
+        "{err}"
+    );
+    // Sent to a running instance: the reload fails, the old config keeps running, and memory
+    // stays what a small config takes.
+    let http = free_port();
+    let config = format!(
+        "
+receivers:
+  otlp:
+    protocols: {{ http: {{ endpoint: 127.0.0.1:{http} }} }}
+exporters:
+  file: {{ path: ./out.jsonl }}
+service:
+  pipelines:
+    traces: {{ receivers: [otlp], exporters: [file] }}
+"
+    );
+    let sg = Spangate::start(&config);
+    sg.rewrite_config(&bomb);
+    sg.signal("HUP");
+    common::eventually("the failed reload logged", || {
+        sg.logs()
+            .contains("reload failed, keeping the running configuration")
+    });
+    assert!(
+        sg.logs().contains("more than 200000 values"),
+        "{}",
+        sg.logs()
+    );
+    let peak = common::peak_rss_mib(sg.pid());
+    assert!(peak < 150, "peak RSS {peak} MiB after the bomb");
+    common::post_otlp(http, &common::encode_spans(vec![Default::default()]));
+}
+
 #[test]
 fn second_config_merges_over_first() {
     let (first, second) = (free_port(), free_port());
@@ -147,15 +237,9 @@ service:
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let mut ready = false;
-    for _ in 0..200 {
-        if http_get(metrics, "/readyz").map(|r| r.0) == Some(200) {
-            ready = true;
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(ready);
+    common::eventually("the merged config's instance ready", || {
+        http_get(metrics, "/readyz").map(|r| r.0) == Some(200)
+    });
     let (s, _, _) = http_post(
         second,
         "/v1/traces",
@@ -226,9 +310,11 @@ service:
     assert_eq!(s, 200);
     assert_eq!(http_get(sg.metrics_port, "/healthz").unwrap().0, 200);
     sg.signal("TERM");
-    // The backend is down, so the drain runs to the 2s deadline; readiness is off meanwhile.
-    std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(http_get(sg.metrics_port, "/readyz").unwrap().0, 503);
+    // The backend is down, so the drain runs to the 2s deadline; readiness is off meanwhile
+    // (polled from the signal on, so a slow machine cannot miss the window).
+    common::eventually("/readyz answers 503 while draining", || {
+        http_get(sg.metrics_port, "/readyz").map(|r| r.0) == Some(503)
+    });
     assert_eq!(http_get(sg.metrics_port, "/healthz").unwrap().0, 200);
     let status = sg.wait_exit(20);
     assert!(status.success());

@@ -64,7 +64,9 @@ service:
         ..Default::default()
     };
     common::post_otlp(http, &common::encode_spans(vec![bad]));
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    // Some series appear only once the sampler decided and the export finished: both are
+    // done when nothing is in flight.
+    sg.wait_metric("spangate_pipeline_inflight_spans", &[], 0.0);
     let exported: BTreeSet<String> = sg
         .scrape()
         .lines()

@@ -32,8 +32,8 @@ fn unique(sink: &Sink) -> HashSet<Vec<u8>> {
     sink.state.spans().into_iter().map(|s| s.span_id).collect()
 }
 
-fn wait_unique(sink: &Sink, want: usize, secs: u64, sg: &Spangate) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
+fn wait_unique(sink: &Sink, want: usize, sg: &Spangate) {
+    let deadline = Instant::now() + common::SETTLE;
     loop {
         let got = unique(sink).len();
         if got >= want {
@@ -123,13 +123,13 @@ fn backend_down_30s_under_steady_load_loses_nothing() {
                 stop.store(true, Ordering::SeqCst);
                 load.join().unwrap();
                 let accepted = accepted.load(Ordering::SeqCst);
-                assert!(accepted > 10_000, "{name}: only {accepted} accepted");
-                wait_unique(&sink, accepted, 60, &sg);
+                // 20 spans every 50 ms plus the answer time: thousands even on a loaded machine.
+                assert!(accepted > 4_000, "{name}: only {accepted} accepted");
+                wait_unique(&sink, accepted, &sg);
                 sg.wait_metric(
                     "spangate_exporter_sent_spans_total",
                     &[("exporter", "otlp")],
                     accepted as f64,
-                    30,
                 );
                 assert_eq!(
                     sg.metric(
@@ -174,7 +174,6 @@ fn disk_queued_behind_a_down_backend(
         "spangate_exporter_queue_size",
         &[("exporter", "otlp")],
         batches as f64,
-        10,
     );
     (storage, sink, http, yaml, sg)
 }
@@ -188,13 +187,8 @@ fn kill_9_with_a_full_disk_queue_then_restart_loses_nothing() {
 
     sink.set_down(false);
     let second = Spangate::start(&yaml);
-    wait_unique(&sink, 2000, 60, &second);
-    second.wait_metric(
-        "spangate_exporter_queue_size",
-        &[("exporter", "otlp")],
-        0.0,
-        10,
-    );
+    wait_unique(&sink, 2000, &second);
+    second.wait_metric("spangate_exporter_queue_size", &[("exporter", "otlp")], 0.0);
     assert!(
         second.logs().contains("disk queue recovered"),
         "{}",
@@ -223,23 +217,12 @@ fn a_corrupt_disk_queue_tail_is_cut_reported_and_the_rest_sent() {
 
     sink.set_down(false);
     let second = Spangate::start(&yaml);
-    wait_unique(&sink, 200, 30, &second);
+    wait_unique(&sink, 200, &second);
     let logs = second.logs();
     assert!(logs.contains("torn or corrupt records truncated"), "{logs}");
     // And it keeps working.
     common::post_otlp(http, &request(11, 20));
-    wait_unique(&sink, 220, 30, &second);
-}
-
-/// Peak resident memory of a process (VmHWM), in MiB.
-fn peak_rss_mib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kb: u64 = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        .unwrap();
-    kb / 1024
+    wait_unique(&sink, 220, &second);
 }
 
 #[test]
@@ -308,7 +291,7 @@ service:
     for c in clients {
         c.join().unwrap();
     }
-    let peak = peak_rss_mib(sg.pid());
+    let peak = common::peak_rss_mib(sg.pid());
     let accepted = accepted.load(Ordering::SeqCst);
     let refused = refused.load(Ordering::SeqCst);
     assert!(refused > 0, "the flood was never refused (peak {peak} MiB)");
@@ -327,6 +310,6 @@ service:
     );
     // Nothing accepted is lost once the backend is back.
     sink.set_down(false);
-    wait_unique(&sink, accepted, 120, &sg);
+    wait_unique(&sink, accepted, &sg);
     eprintln!("flood: accepted {accepted} spans, refused {refused} requests, peak RSS {peak} MiB");
 }

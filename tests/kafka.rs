@@ -54,17 +54,24 @@ service:
         "spangate_exporter_sent_spans_total",
         &[("exporter", "kafka/proto")],
         150.0,
-        30,
     );
     sg.wait_metric(
         "spangate_exporter_sent_spans_total",
         &[("exporter", "kafka/json")],
         150.0,
-        30,
     );
 
     for (topic, json) in [("spans-proto", false), ("spans-json", true)] {
-        let messages = common::kafka::read_all(topic, 4, usize::MAX, 30);
+        let decode = |payload: &[u8]| {
+            if json {
+                spangate::data::json::decode_request(payload).unwrap()
+            } else {
+                ExportTraceServiceRequest::decode(payload).unwrap()
+            }
+        };
+        let messages = common::kafka::read_spans(topic, 4, 150, |p| {
+            spangate::data::count_spans(&decode(p).resource_spans)
+        });
         let mut partitions_of: HashMap<Vec<u8>, HashSet<i32>> = HashMap::new();
         let mut spans = 0;
         // Spans of one partition travel together: a message per partition per export.
@@ -74,11 +81,7 @@ service:
             messages.len()
         );
         for (partition, _, payload) in &messages {
-            let req = if json {
-                spangate::data::json::decode_request(payload).unwrap()
-            } else {
-                ExportTraceServiceRequest::decode(payload.as_slice()).unwrap()
-            };
+            let req = decode(payload);
             for s in common::spans_of(&req.resource_spans) {
                 // The partition a keyed Java/librdkafka producer would choose for the trace id.
                 assert_eq!(
@@ -171,21 +174,18 @@ service:
         "spangate_exporter_sent_spans_total",
         &[("exporter", "file")],
         110.0,
-        90,
     );
-    assert_eq!(
-        sg.metric(
-            "spangate_receiver_refused_requests_total",
-            &[("receiver", "kafka/proto"), ("reason", "decode_error")]
-        ),
-        1.0
+    // No client waits for these answers: the poison message may be read after the last good
+    // one, and a receiver counts its spans accepted after the pipeline took them.
+    sg.wait_metric(
+        "spangate_receiver_refused_requests_total",
+        &[("receiver", "kafka/proto"), ("reason", "decode_error")],
+        1.0,
     );
-    assert_eq!(
-        sg.metric(
-            "spangate_receiver_accepted_spans_total",
-            &[("receiver", "kafka/json"), ("transport", "kafka")]
-        ),
-        10.0
+    sg.wait_metric(
+        "spangate_receiver_accepted_spans_total",
+        &[("receiver", "kafka/json"), ("transport", "kafka")],
+        10.0,
     );
     assert!(
         sg.logs().contains("skipping undecodable message"),
@@ -193,15 +193,10 @@ service:
         sg.logs()
     );
     // Every message (the poison one too) is committed.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
+    common::eventually("all 21 messages committed", || {
         let c = common::kafka::committed("g-proto", "in-proto", 2);
-        if c.iter().filter(|o| **o > 0).sum::<i64>() == 21 {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "committed {c:?}");
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
+        c.iter().filter(|o| **o > 0).sum::<i64>() == 21
+    });
 }
 
 #[test]
@@ -239,7 +234,7 @@ service:
     );
     let second = Spangate::start(&config(2));
     let files = [dir.path().join("run1.jsonl"), dir.path().join("run2.jsonl")];
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let deadline = std::time::Instant::now() + common::SETTLE;
     while unique_spans(&files).len() < 600 {
         assert!(
             std::time::Instant::now() < deadline,
@@ -253,7 +248,7 @@ service:
 
 /// Waits until the first instance has exported some spans (after its group join).
 fn sg_wait_some(sg: &Spangate) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    let deadline = std::time::Instant::now() + common::SETTLE;
     while sg.metric(
         "spangate_exporter_sent_spans_total",
         &[("exporter", "file")],
@@ -296,7 +291,8 @@ receivers:
   kafka: {{ brokers: [{broker}], topic: scale, group_id: {group}, initial_offset: earliest }}
 processors:
   tail_sampling:
-    decision_wait: 2s
+    # A trace comes in three messages: the wait must outlast them on a loaded machine.
+    decision_wait: 5s
     policies:
       - {{ name: errors, type: status_code, status_code: {{ status_codes: [ERROR] }} }}
       - {{ name: base, type: probabilistic, probabilistic: {{ sampling_percentage: 20 }} }}
@@ -313,7 +309,7 @@ service:
     let a = Spangate::start(&sampler("duo", "a"));
     let b = Spangate::start(&sampler("duo", "b"));
     // Produce once both members of "duo" hold 2 partitions each (no rebalance mid-test).
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    let deadline = std::time::Instant::now() + common::SETTLE;
     while !(assigned(&a) == Some(2) && assigned(&b) == Some(2) && assigned(&one) == Some(4)) {
         assert!(
             std::time::Instant::now() < deadline,
@@ -368,12 +364,11 @@ service:
         "spangate_exporter_sent_spans_total",
         &[("exporter", "kafka")],
         600.0,
-        30,
     );
     let decided = |sg: &Spangate| {
         common::metric_sum(&sg.scrape(), "spangate_tail_sampling_traces_total", &[])
     };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let deadline = std::time::Instant::now() + common::SETTLE;
     while decided(&one) < 200.0 || decided(&a) + decided(&b) < 200.0 {
         assert!(
             std::time::Instant::now() < deadline,
@@ -387,13 +382,8 @@ service:
     assert_eq!(decided(&one), 200.0);
     assert_eq!(decided(&a) + decided(&b), 200.0);
     for sg in [&one, &a, &b] {
-        sg.wait_metric(
-            "spangate_exporter_queue_size",
-            &[("exporter", "file")],
-            0.0,
-            10,
-        );
-        sg.wait_metric("spangate_pipeline_inflight_spans", &[], 0.0, 10);
+        sg.wait_metric("spangate_exporter_queue_size", &[("exporter", "file")], 0.0);
+        sg.wait_metric("spangate_pipeline_inflight_spans", &[], 0.0);
     }
     assert!(
         decided(&a) > 0.0 && decided(&b) > 0.0,
@@ -472,9 +462,10 @@ service:
         "spangate_exporter_sent_spans_total",
         &[("exporter", "kafka")],
         60.0,
-        30,
     );
-    let messages = common::kafka::read_all("by-session", 4, usize::MAX, 30);
+    let messages = common::kafka::read_spans("by-session", 4, 60, |p| {
+        spangate::data::count_spans(&ExportTraceServiceRequest::decode(p).unwrap().resource_spans)
+    });
     let mut partitions_of: HashMap<String, HashSet<i32>> = HashMap::new();
     let mut spans = 0;
     for (partition, _, payload) in &messages {

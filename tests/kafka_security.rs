@@ -80,16 +80,16 @@ service:
             "spangate_exporter_send_failed_spans_total",
             &[("exporter", bad)],
             SPANS as f64,
-            30,
         );
         assert_eq!(sent(&sg, bad), 0.0, "{bad}");
     }
+    // librdkafka logs from its own threads: the line may trail the failure count.
+    common::eventually("the SASL failure logged", || {
+        let logs = sg.logs();
+        logs.contains("SASL SCRAM authentication failed: broker responded with unknown-user")
+            && logs.contains("sasl_plaintext://")
+    });
     let logs = sg.logs();
-    assert!(
-        logs.contains("SASL SCRAM authentication failed: broker responded with unknown-user"),
-        "{logs}"
-    );
-    assert!(logs.contains("sasl_plaintext://"), "{logs}");
     assert!(
         !logs.contains("agent-secret"),
         "the password was logged: {logs}"
@@ -167,19 +167,13 @@ service:
     send(http);
     let n = SPANS as f64;
     for ok in ["kafka/mtls", "kafka/skip_verify"] {
-        sg.wait_metric(
-            "spangate_exporter_sent_spans_total",
-            &[("exporter", ok)],
-            n,
-            30,
-        );
+        sg.wait_metric("spangate_exporter_sent_spans_total", &[("exporter", ok)], n);
     }
     for bad in ["kafka/no_client_cert", "kafka/untrusted", "kafka/plaintext"] {
         sg.wait_metric(
             "spangate_exporter_send_failed_spans_total",
             &[("exporter", bad)],
             n,
-            30,
         );
         assert_eq!(sent(&sg, bad), 0.0, "{bad}");
     }
@@ -188,7 +182,6 @@ service:
         "spangate_exporter_sent_spans_total",
         &[("exporter", "file")],
         2.0 * n,
-        90,
     );
     assert_eq!(file_spans(&sg.path("in.jsonl")).len(), 2 * SPANS);
 }

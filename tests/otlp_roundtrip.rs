@@ -36,7 +36,7 @@ fn check_round_trip(via: Otlp, id: &str, exporter_yaml: &str, sink: &Sink) {
     let sg = Spangate::start(&config(grpc, http, id, exporter_yaml));
     let port = if via == Otlp::Grpc { grpc } else { http };
     let sent = send_with_sdk(via, port, 20, None);
-    sink.state.wait_spans(40, 20);
+    sink.state.wait_spans(40);
     let reqs = sink.state.requests.lock().unwrap().clone();
     let rs = &reqs[0].resource_spans[0];
     let res_attrs = &rs.resource.as_ref().unwrap().attributes;
@@ -102,19 +102,16 @@ fn check_round_trip(via: Otlp, id: &str, exporter_yaml: &str, sink: &Sink) {
             ("transport", if via == Otlp::Grpc { "grpc" } else { "http" }),
         ],
         40.0,
-        10,
     );
     sg.wait_metric(
         "spangate_exporter_sent_spans_total",
         &[("exporter", id)],
         40.0,
-        10,
     );
     sg.wait_metric(
         "spangate_pipeline_inflight_spans",
         &[("pipeline", "traces")],
         0.0,
-        10,
     );
 }
 

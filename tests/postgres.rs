@@ -43,8 +43,8 @@ fn count(pg: &PgServer, sql: &str) -> i64 {
 }
 
 /// Polls until `sql` counts `want`.
-fn wait_count(pg: &PgServer, sql: &str, want: i64, secs: u64) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
+fn wait_count(pg: &PgServer, sql: &str, want: i64) {
+    let deadline = Instant::now() + common::SETTLE;
     loop {
         let n = count(pg, sql);
         if n == want {
@@ -86,7 +86,6 @@ fn rows_equal_what_the_sdk_sent_and_a_replay_adds_nothing() {
         "spangate_exporter_sent_spans_total",
         &[("exporter", "postgres")],
         50.0,
-        30,
     );
     assert_eq!(count(pg, "SELECT count(*) FROM sdk.spans"), 50);
     for t in &sent {
@@ -153,7 +152,6 @@ fn rows_equal_what_the_sdk_sent_and_a_replay_adds_nothing() {
         "spangate_exporter_sent_spans_total",
         &[("exporter", "postgres")],
         70.0,
-        30,
     );
     assert_eq!(count(pg, "SELECT count(*) FROM sdk.spans"), 60);
 }
@@ -204,7 +202,6 @@ fn service_edges_follow_a_four_service_chain_and_the_tree_prints() {
         "spangate_exporter_sent_spans_total",
         &[("exporter", "postgres")],
         50.0,
-        30,
     );
     // A replay of one request changes no count.
     post_otlp(
@@ -218,7 +215,6 @@ fn service_edges_follow_a_four_service_chain_and_the_tree_prints() {
         "spangate_exporter_sent_spans_total",
         &[("exporter", "postgres")],
         52.0,
-        30,
     );
     let edges: Vec<(String, String, i64, i64)> = pg
         .query(
@@ -322,13 +318,11 @@ fn a_span_postgres_refuses_fails_alone() {
         "spangate_exporter_send_failed_spans_total",
         &[("exporter", "postgres")],
         1.0,
-        30,
     );
     sg.wait_metric(
         "spangate_exporter_sent_spans_total",
         &[("exporter", "postgres")],
         8.0,
-        30,
     );
     assert_eq!(count(pg, "SELECT count(*) FROM bad.spans"), 8);
     assert!(
@@ -408,7 +402,6 @@ fn database_down_mid_run_loses_nothing() {
         "spangate_exporter_sent_spans_total",
         &[("exporter", "postgres")],
         10.0,
-        30,
     );
     pg.stop();
     post_otlp(http, &batch(11));
@@ -434,9 +427,8 @@ fn database_down_mid_run_loses_nothing() {
         "spangate_exporter_sent_spans_total",
         &[("exporter", "postgres")],
         30.0,
-        60,
     );
-    wait_count(&pg, "SELECT count(*) FROM down.spans", 30, 10);
+    wait_count(&pg, "SELECT count(*) FROM down.spans", 30);
     assert!(sg.logs().contains("postgres"), "{}", sg.logs());
 }
 
@@ -476,9 +468,8 @@ fn retention_deletes_old_spans_in_the_background() {
         "spangate_exporter_sent_spans_total",
         &[("exporter", "postgres")],
         5.0,
-        30,
     );
-    wait_count(pg, "SELECT count(*) FROM retained.spans", 2, 30);
+    wait_count(pg, "SELECT count(*) FROM retained.spans", 2);
     assert!(
         sg.logs().contains("postgres retention removed old spans"),
         "{}",

@@ -19,12 +19,12 @@ pub struct PipelineSpec {
     pub exporters: Vec<ComponentId>,
 }
 
-/// The components that parsed, and the ids whose problems were already reported.
+/// The components that parsed, and the (section, id) whose problems were already reported.
 pub struct Defined<'a> {
     pub receivers: &'a BTreeMap<ComponentId, Arc<dyn ReceiverConfig>>,
     pub processors: &'a BTreeMap<ComponentId, Arc<dyn ProcessorConfig>>,
     pub exporters: &'a BTreeMap<ComponentId, Arc<dyn ExporterConfig>>,
-    pub reported: &'a [ComponentId],
+    pub reported: &'a [(&'static str, ComponentId)],
 }
 
 pub fn check(
@@ -140,7 +140,7 @@ fn resolve(
     field: &str,
     names: &[String],
     defined: &[&ComponentId],
-    reported: &[ComponentId],
+    reported: &[(&'static str, ComponentId)],
     lines: &LineMap,
     diags: &mut Diagnostics,
 ) -> Vec<ComponentId> {
@@ -150,7 +150,7 @@ fn resolve(
         let path = format!("{base}.{field}[{i}]");
         match ComponentId::parse(name) {
             // Its own problem was reported where it is defined.
-            Ok(id) if reported.contains(&id) => {}
+            Ok(id) if reported.iter().any(|(s, r)| *s == field && *r == id) => {}
             Ok(id) if !defined.contains(&&id) => diags.push(
                 path,
                 format!(

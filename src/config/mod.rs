@@ -77,16 +77,7 @@ pub fn load_sources(
     let mut root = Value::Object(Default::default());
     let mut lines = LineMap::default();
     for (file, source) in sources.iter().enumerate() {
-        let text = match env::expand(&source.text, &env) {
-            Ok(t) => t,
-            Err(errs) => {
-                for e in errs {
-                    diags.push_at("", e.message, Location { file, line: e.line });
-                }
-                continue;
-            }
-        };
-        match yaml::parse(&text, file) {
+        match yaml::parse_with_env(&source.text, file, &env) {
             Ok((value, file_lines)) => {
                 if !value.is_object() {
                     diags.push_at(
@@ -99,11 +90,16 @@ pub fn load_sources(
                 yaml::merge(&mut root, value);
                 lines.merge_from(file_lines);
             }
-            Err(e) => diags.push_at(
+            Err(yaml::ParseError::Yaml(e)) => diags.push_at(
                 "",
                 format!("invalid YAML: {}", e.message),
                 Location { file, line: e.line },
             ),
+            Err(yaml::ParseError::Env(errs)) => {
+                for e in errs {
+                    diags.push_at("", e.message, Location { file, line: e.line });
+                }
+            }
         }
     }
     if !diags.is_empty() {
@@ -185,16 +181,21 @@ fn parse_root(
     for (field, problem) in service.check() {
         diags.push(format!("service.{field}"), problem, lines);
     }
-    let reported: Vec<ComponentId> = receivers
-        .1
-        .iter()
-        .map(|(id, _)| id.clone())
-        .chain(receivers.2.iter().cloned())
-        .chain(processors.1.iter().map(|(id, _)| id.clone()))
-        .chain(processors.2.iter().cloned())
-        .chain(exporters.1.iter().map(|(id, _)| id.clone()))
-        .chain(exporters.2.iter().cloned())
-        .collect();
+    // By section: an exporter `otlp` that failed says nothing about the receiver `otlp`.
+    let failed = |section: &'static str, unknown: &[(ComponentId, String)], bad: &[ComponentId]| {
+        unknown
+            .iter()
+            .map(|(id, _)| id)
+            .chain(bad)
+            .map(|id| (section, id.clone()))
+            .collect::<Vec<_>>()
+    };
+    let reported: Vec<(&'static str, ComponentId)> = [
+        failed("receivers", &receivers.1, &receivers.2),
+        failed("processors", &processors.1, &processors.2),
+        failed("exporters", &exporters.1, &exporters.2),
+    ]
+    .concat();
     let pipelines = graph::check(
         &service,
         graph::Defined {

@@ -7,6 +7,8 @@
 use std::collections::HashMap;
 
 use serde_json::{Map, Number, Value};
+
+use super::env::{self, EnvError};
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
 use yaml_rust2::Yaml;
@@ -47,8 +49,42 @@ pub struct YamlError {
     pub line: usize,
 }
 
+/// Most values a document may hold once its aliases are expanded. Real configs hold a few
+/// thousand; nine nested aliases of nine can reach 387 million, and that many values would take
+/// tens of gigabytes: past this, the document is refused before the memory is spent.
+pub const MAX_VALUES: usize = 200_000;
+
+/// Why a document could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ParseError {
+    #[error(transparent)]
+    Yaml(#[from] YamlError),
+    /// One per bad `${...}` reference.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Env(Vec<EnvError>),
+}
+
 /// Parses one YAML document. An empty document is an empty map.
 pub fn parse(text: &str, file: usize) -> Result<(Value, LineMap), YamlError> {
+    parse_masked(text, file, &[])
+}
+
+/// [`parse`], with `${env:...}` references expanded with `env` into the scalars that hold them
+/// (see [`super::env`]): a value never adds structure.
+pub fn parse_with_env(
+    text: &str,
+    file: usize,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<(Value, LineMap), ParseError> {
+    let (masked, values) = env::mask(text, env).map_err(ParseError::Env)?;
+    Ok(parse_masked(&masked, file, &values)?)
+}
+
+fn parse_masked(
+    text: &str,
+    file: usize,
+    placeholders: &[String],
+) -> Result<(Value, LineMap), YamlError> {
     let mut builder = Builder {
         file,
         stack: Vec::new(),
@@ -56,6 +92,8 @@ pub fn parse(text: &str, file: usize) -> Result<(Value, LineMap), YamlError> {
         root: None,
         lines: LineMap::default(),
         error: None,
+        built: 0,
+        placeholders,
     };
     Parser::new_from_str(text)
         .load(&mut builder, false)
@@ -78,6 +116,8 @@ enum Frame {
         items: Vec<Value>,
         path: String,
         anchor: usize,
+        /// `Builder::built` when it started: what it holds is the difference at its end.
+        first: usize,
     },
     Map {
         entries: Map<String, Value>,
@@ -85,16 +125,22 @@ enum Frame {
         anchor: usize,
         /// The key read and waiting for its value.
         key: Option<String>,
+        first: usize,
     },
 }
 
-struct Builder {
+struct Builder<'e> {
     file: usize,
     stack: Vec<Frame>,
-    anchors: HashMap<usize, Value>,
+    /// Anchored values, with how many values each holds.
+    anchors: HashMap<usize, (Value, usize)>,
     root: Option<Value>,
     lines: LineMap,
     error: Option<YamlError>,
+    /// Values built so far, aliases expanded: bounded by [`MAX_VALUES`].
+    built: usize,
+    /// What each `${...}` placeholder in the text stands for.
+    placeholders: &'e [String],
 }
 
 fn child_path(parent: &str, key: &str) -> String {
@@ -134,7 +180,7 @@ fn scalar(text: String, style: TScalarStyle) -> Value {
     }
 }
 
-impl Builder {
+impl Builder<'_> {
     /// Path under which the next value will be stored.
     fn next_path(&self) -> String {
         match self.stack.last() {
@@ -153,10 +199,25 @@ impl Builder {
         }
     }
 
-    /// Places a finished value into its parent. Returns false when `value` was a map key.
-    fn push_value(&mut self, value: Value, anchor: usize, mark: Marker) {
+    /// Counts `n` more values; false (and the error set) past [`MAX_VALUES`].
+    fn count(&mut self, n: usize, mark: Marker) -> bool {
+        self.built = self.built.saturating_add(n);
+        if self.built > MAX_VALUES {
+            self.fail(
+                format!(
+                    "the document expands to more than {MAX_VALUES} values (aliases of aliases?); refused"
+                ),
+                mark,
+            );
+            return false;
+        }
+        true
+    }
+
+    /// Places a finished value (holding `size` values) into its parent.
+    fn push_value(&mut self, value: Value, anchor: usize, size: usize, mark: Marker) {
         if anchor > 0 {
-            self.anchors.insert(anchor, value.clone());
+            self.anchors.insert(anchor, (value.clone(), size));
         }
         match self.stack.last_mut() {
             None => self.root = Some(value),
@@ -198,13 +259,16 @@ impl Builder {
     }
 }
 
-impl MarkedEventReceiver for Builder {
+impl MarkedEventReceiver for Builder<'_> {
     fn on_event(&mut self, ev: Event, mark: Marker) {
         if self.error.is_some() {
             return;
         }
         match ev {
             Event::Scalar(text, style, anchor, _tag) => {
+                if !self.count(1, mark) {
+                    return;
+                }
                 let path = self.next_path();
                 let in_value_position =
                     !matches!(self.stack.last(), Some(Frame::Map { key: None, .. }));
@@ -214,19 +278,31 @@ impl MarkedEventReceiver for Builder {
                         line: mark.line(),
                     });
                 }
-                self.push_value(scalar(text, style), anchor, mark);
+                // A variable's value lands inside this one scalar: it cannot add structure.
+                let text = match env::unmask(&text, self.placeholders) {
+                    std::borrow::Cow::Borrowed(_) => text,
+                    std::borrow::Cow::Owned(t) => t,
+                };
+                self.push_value(scalar(text, style), anchor, 1, mark);
             }
             Event::SequenceStart(anchor, _) => {
+                if !self.count(1, mark) {
+                    return;
+                }
                 let path = self.next_path();
                 self.stack.push(Frame::Seq {
                     items: Vec::new(),
                     path,
                     anchor,
+                    first: self.built - 1,
                 });
             }
             Event::MappingStart(anchor, _) => {
                 if matches!(self.stack.last(), Some(Frame::Map { key: None, .. })) {
                     self.fail("a mapping key must be a scalar".into(), mark);
+                    return;
+                }
+                if !self.count(1, mark) {
                     return;
                 }
                 let path = self.next_path();
@@ -241,25 +317,44 @@ impl MarkedEventReceiver for Builder {
                     path,
                     anchor,
                     key: None,
+                    first: self.built - 1,
                 });
             }
             Event::SequenceEnd => {
-                if let Some(Frame::Seq { items, anchor, .. }) = self.stack.pop() {
-                    self.push_value(Value::Array(items), anchor, mark);
+                if let Some(Frame::Seq {
+                    items,
+                    anchor,
+                    first,
+                    ..
+                }) = self.stack.pop()
+                {
+                    let size = self.built - first;
+                    self.push_value(Value::Array(items), anchor, size, mark);
                 }
             }
             Event::MappingEnd => {
                 if let Some(Frame::Map {
-                    entries, anchor, ..
+                    entries,
+                    anchor,
+                    first,
+                    ..
                 }) = self.stack.pop()
                 {
-                    self.push_value(Value::Object(entries), anchor, mark);
+                    let size = self.built - first;
+                    self.push_value(Value::Object(entries), anchor, size, mark);
                 }
             }
-            Event::Alias(id) => match self.anchors.get(&id).cloned() {
-                Some(v) => self.push_value(v, 0, mark),
-                None => self.fail("unknown alias".into(), mark),
-            },
+            Event::Alias(id) => {
+                let Some(size) = self.anchors.get(&id).map(|a| a.1) else {
+                    return self.fail("unknown alias".into(), mark);
+                };
+                // Counted before the copy is made: the copy is what an alias bomb costs.
+                if !self.count(size, mark) {
+                    return;
+                }
+                let value = self.anchors[&id].0.clone();
+                self.push_value(value, 0, size, mark);
+            }
             _ => {}
         }
     }
@@ -319,6 +414,59 @@ mod tests {
         assert_eq!(v["y"]["k"], Value::from(1));
         let (v, _) = parse("", 0).unwrap();
         assert!(v.as_object().unwrap().is_empty());
+    }
+
+    #[test]
+    fn an_alias_bomb_is_refused_with_its_line() {
+        let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..10 {
+            let prev = format!("*a{}", i - 1);
+            let items = [prev.as_str(); 9].join(", ");
+            text.push_str(&format!("a{i}: &a{i} [{items}]\n"));
+        }
+        let started = std::time::Instant::now();
+        let err = parse(&text, 0).unwrap_err();
+        assert!(err.message.contains("more than 200000 values"), "{err}");
+        assert!((6..=7).contains(&err.line), "{err}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        // Aliases within the bound are fine.
+        let (v, _) = parse("a: &a [1, 2]\nb: [*a, *a, *a]\n", 0).unwrap();
+        assert_eq!(v["b"][2][1], Value::from(2));
+    }
+
+    fn env(name: &str) -> Option<String> {
+        match name {
+            "X" => Some("127.0.0.1:4317\n    headers: { x-injected: \"yes\" }".into()),
+            "PORT" => Some("4317".into()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn variables_expand_in_values_only_and_never_add_structure() {
+        let text = "# ${NOPE} in a comment\nexp:\n  endpoint: ${env:X}\n  port: ${PORT}\n  quoted: \"${PORT}\"\n  d: ${env:NOPE:-x} # ${NOPE}\n  flow: { a: ${PORT}, b: [${env:X}] }\n";
+        let (v, lines) = parse_with_env(text, 0, env).unwrap();
+        assert_eq!(
+            v["exp"]["endpoint"],
+            Value::from("127.0.0.1:4317\n    headers: { x-injected: \"yes\" }")
+        );
+        assert!(v["exp"].get("headers").is_none());
+        assert_eq!(
+            v["exp"]["port"],
+            Value::from(4317),
+            "a plain value is typed"
+        );
+        assert_eq!(v["exp"]["quoted"], Value::from("4317"));
+        assert_eq!(v["exp"]["d"], Value::from("x"));
+        assert_eq!(v["exp"]["flow"]["a"], Value::from(4317));
+        assert_eq!(v["exp"]["flow"]["b"][0], v["exp"]["endpoint"]);
+        assert_eq!(lines.find("exp.port").unwrap().line, 4);
+        let Err(ParseError::Env(errs)) = parse_with_env("a: 1\nb:\n  c: ${MISSING}\n", 0, env)
+        else {
+            panic!("an unset variable is an error")
+        };
+        assert_eq!(errs[0].line, 3);
+        assert!(errs[0].message.contains("`MISSING`"));
     }
 
     #[test]

@@ -39,6 +39,14 @@ pub fn heavy<R>(spans: usize, f: impl FnOnce() -> R) -> R {
     }
 }
 
+/// Runs file I/O that can sleep in the kernel (dirty-page throttling, a journal commit behind
+/// another process's fsync) off the runtime's worker threads, so a slow disk delays only the
+/// caller, never the other requests on the same thread (`block_in_place` on a multi-thread
+/// runtime; inline otherwise).
+pub fn blocking_io<R>(f: impl FnOnce() -> R) -> R {
+    heavy(usize::MAX, f)
+}
+
 /// A trace id as a map key (ids shorter than 16 bytes are right-aligned; longer, truncated).
 pub fn trace_key(id: &[u8]) -> u128 {
     let mut b = [0u8; 16];

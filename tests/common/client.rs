@@ -154,6 +154,8 @@ pub fn try_http_post(
     body: &[u8],
 ) -> Option<HttpAnswer> {
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    // Not a wait for work under way: a receiver silent this long is stalled, which is a bug to
+    // report (one was: a disk write on its runtime threads), never to wait out.
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut req = format!(
         "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n",

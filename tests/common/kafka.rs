@@ -71,13 +71,13 @@ pub fn create_topic(topic: &str, partitions: i32) {
     shared().create_topic(topic, partitions)
 }
 
-pub fn read_all(
+pub fn read_spans(
     topic: &str,
     partitions: i32,
     want: usize,
-    secs: u64,
+    spans_in: impl Fn(&[u8]) -> usize,
 ) -> Vec<(i32, Vec<u8>, Vec<u8>)> {
-    shared().read_all(topic, partitions, want, secs)
+    shared().read_spans(topic, partitions, want, spans_in)
 }
 
 pub fn produce(topic: &str, payloads: &[Vec<u8>]) {
@@ -129,14 +129,15 @@ impl Broker {
         }
     }
 
-    /// Every message of every partition of `topic`, as (partition, key, payload), reading
-    /// until `want` messages arrived, nothing came for 2s after the first, or `secs` passed.
-    pub fn read_all(
+    /// The messages of every partition of `topic`, as (partition, key, payload), read from the
+    /// beginning until their payloads hold `want` spans (`spans_in` counts one payload's),
+    /// however long the gaps between fetches, or fail after [`super::SETTLE`].
+    pub fn read_spans(
         &self,
         topic: &str,
         partitions: i32,
         want: usize,
-        secs: u64,
+        spans_in: impl Fn(&[u8]) -> usize,
     ) -> Vec<(i32, Vec<u8>, Vec<u8>)> {
         let consumer: BaseConsumer = self
             .client()
@@ -151,19 +152,17 @@ impl Broker {
         }
         consumer.assign(&tpl).expect("assign");
         let mut out = Vec::new();
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        let mut last = Instant::now();
-        while out.len() < want && Instant::now() < deadline {
-            if !out.is_empty() && last.elapsed() > Duration::from_secs(2) {
-                break;
-            }
+        let mut spans = 0;
+        let deadline = Instant::now() + super::SETTLE;
+        while spans < want {
+            assert!(
+                Instant::now() < deadline,
+                "{topic}: {spans} of {want} spans read"
+            );
             if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
-                last = Instant::now();
-                out.push((
-                    m.partition(),
-                    m.key().unwrap_or_default().to_vec(),
-                    m.payload().unwrap_or_default().to_vec(),
-                ));
+                let payload = m.payload().unwrap_or_default().to_vec();
+                spans += spans_in(&payload);
+                out.push((m.partition(), m.key().unwrap_or_default().to_vec(), payload));
             }
         }
         out

@@ -21,6 +21,36 @@ pub fn free_port() -> u16 {
         .expect("free port")
 }
 
+/// How long a test waits for something already under way to show: a span to reach a sink, a
+/// counter to catch up with an answer the client already has, a backlog to drain. Every wait
+/// returns as soon as its condition holds, so only a failing test waits this long; it is this
+/// generous because on a 2-core machine kept busy by other processes, steps that take
+/// milliseconds when idle have been seen to take several seconds.
+pub const SETTLE: Duration = Duration::from_secs(120);
+
+/// Peak resident memory of a process (VmHWM), in MiB.
+pub fn peak_rss_mib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: u64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap();
+    kb / 1024
+}
+
+/// Polls `done` every 20 ms until it holds; fails naming `what` after [`SETTLE`].
+pub fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + SETTLE;
+    while !done() {
+        assert!(
+            Instant::now() < deadline,
+            "not reached in {SETTLE:?}: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 pub struct Spangate {
     child: Option<Child>,
     pub metrics_port: u16,
@@ -36,7 +66,7 @@ impl Spangate {
     }
 
     pub fn start_with(yaml: &str, env: &[(&str, &str)]) -> Spangate {
-        let s = Self::spawn(yaml, env);
+        let mut s = Self::spawn(yaml, env);
         s.wait_ready();
         s
     }
@@ -78,15 +108,26 @@ impl Spangate {
         self.child.as_ref().map(|c| c.id()).unwrap_or(0)
     }
 
-    pub fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
+    pub fn wait_ready(&mut self) {
+        let deadline = Instant::now() + SETTLE;
         while Instant::now() < deadline {
             if http_get(self.metrics_port, "/readyz").map(|(s, _)| s) == Some(200) {
                 return;
             }
+            // A start that failed says why at once; only a slow one is worth the deadline.
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!(
+                    "spangate exited ({status}) before ready; log:\n{}",
+                    self.logs()
+                );
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("spangate not ready in 30s; log:\n{}", self.logs());
+        panic!("spangate not ready in {SETTLE:?}; log:\n{}", self.logs());
     }
 
     pub fn logs(&self) -> String {
@@ -108,9 +149,9 @@ impl Spangate {
         metric_value(&self.scrape(), name, labels)
     }
 
-    /// Polls until `metric(name, labels) == want`, or fails after `secs`.
-    pub fn wait_metric(&self, name: &str, labels: &[(&str, &str)], want: f64, secs: u64) {
-        let deadline = Instant::now() + Duration::from_secs(secs);
+    /// Polls until `metric(name, labels) == want`, or fails after [`SETTLE`].
+    pub fn wait_metric(&self, name: &str, labels: &[(&str, &str)], want: f64) {
+        let deadline = Instant::now() + SETTLE;
         let mut last = -1.0;
         while Instant::now() < deadline {
             last = self.metric(name, labels);

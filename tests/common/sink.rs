@@ -92,8 +92,9 @@ impl SinkState {
             .sum()
     }
 
-    pub fn wait_spans(&self, n: usize, secs: u64) {
-        let deadline = Instant::now() + Duration::from_secs(secs);
+    /// Polls until the sink holds `n` spans, or fails after [`super::SETTLE`].
+    pub fn wait_spans(&self, n: usize) {
+        let deadline = Instant::now() + super::SETTLE;
         while Instant::now() < deadline {
             if self.span_count() >= n {
                 return;

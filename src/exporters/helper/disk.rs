@@ -16,7 +16,7 @@ use tokio::task::JoinSet;
 
 use super::queue::{Queued, Runner};
 use super::wal::{Wal, WalError};
-use crate::data::{heavy, SpanBatch};
+use crate::data::{blocking_io, SpanBatch};
 use crate::telemetry::metrics::Gauge;
 
 /// A log and who waits on it.
@@ -143,19 +143,18 @@ impl DiskQueue {
             // The reservation was the admission check: the byte bound may be passed by the
             // batches reserved at once, never more.
             let wal = &self.shared.wal;
-            let written = if self.sync_each {
-                // An fsync can take milliseconds: let the runtime move other tasks away.
-                heavy(usize::MAX, || {
-                    let seq = wal.append_unchecked(&payload, n as u32)?;
+            // Even a plain write(2) can sleep in the kernel on a busy disk (seen: a receiver
+            // silent for 10 s while its runtime threads waited on the log): off the workers.
+            let written = blocking_io(|| -> Result<u64, WalError> {
+                let seq = wal.append_unchecked(&payload, n as u32)?;
+                if self.sync_each {
                     // The record is in the log either way and will be sent: only warn.
                     if let Err(e) = wal.sync() {
                         tracing::warn!(exporter = %self.runner.id(), error = %e, "disk queue fsync failed");
                     }
-                    Ok(seq)
-                })
-            } else {
-                heavy(n, || wal.append_unchecked(&payload, n as u32))
-            };
+                }
+                Ok(seq)
+            });
             match written {
                 Ok(_) => self.shared.more.notify_waiters(),
                 Err(e) => {
@@ -198,7 +197,7 @@ impl DiskQueue {
             if self.closed.load(Ordering::SeqCst) {
                 return None;
             }
-            match self.shared.wal.next() {
+            match blocking_io(|| self.shared.wal.next()) {
                 Some(Ok(r)) => {
                     match crate::data::decode_request(&r.payload) {
                         Ok(req) => return Some((r.seq, SpanBatch::new(req.resource_spans))),
@@ -290,8 +289,19 @@ pub async fn consume(queue: Arc<DiskQueue>, consumers: usize) {
     while running.join_next().await.is_some() {}
 }
 
-/// Flushes the log to the disk every `every` until the queue is closed.
+/// How often finished records are collected (segments deleted, the ack saved) when every
+/// write is flushed anyway (`fsync_interval: 0`).
+const COLLECT_EVERY: Duration = Duration::from_secs(1);
+
+/// Every `fsync_interval` (or [`COLLECT_EVERY`]) until the queue is closed, on a blocking
+/// thread: flushes the log to the disk, deletes finished segments, saves the ack, and wakes
+/// senders waiting for the bytes that freed.
 pub async fn sync_every(queue: Arc<DiskQueue>, every: Duration) {
+    let every = if every.is_zero() {
+        COLLECT_EVERY
+    } else {
+        every
+    };
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     while !queue.closed.load(Ordering::SeqCst) {
@@ -301,5 +311,7 @@ pub async fn sync_every(queue: Arc<DiskQueue>, every: Duration) {
         if let Ok(Err(e)) = synced {
             tracing::warn!(exporter = %queue.runner.id(), error = %e, "disk queue fsync failed");
         }
+        queue.update_gauges();
+        queue.shared.room.notify_waiters();
     }
 }

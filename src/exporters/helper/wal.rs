@@ -11,8 +11,9 @@
 //! the queue runs every `fsync_interval` (power loss can cost that much). On open, every
 //! segment is read back and checked: a torn or corrupt record ends its segment there — the file
 //! is truncated to the last good record and the loss is reported — and the rest is queued again.
-//! Records done but above the saved `ack` (out-of-order completions) are sent again after a
-//! crash: at least once.
+//! Records done but above the saved `ack` (out-of-order completions, or done since the last
+//! sync: the ack and finished segments are written at each sync, not on the senders' path) are
+//! sent again after a crash: at least once.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::fs::{self, File, OpenOptions};
@@ -99,6 +100,15 @@ pub struct Wal {
     dir: PathBuf,
     max_bytes: u64,
     state: Mutex<State>,
+    /// Serialises collection (the ack file is written through one temporary name).
+    maintenance: Mutex<()>,
+}
+
+/// A stop saves the ack and deletes what is finished; a crash leaves that to the next open.
+impl Drop for Wal {
+    fn drop(&mut self) {
+        self.collect();
+    }
 }
 
 fn crc(seq: u64, spans: u32, payload: &[u8]) -> u32 {
@@ -223,11 +233,9 @@ impl Wal {
             dir: dir.to_path_buf(),
             max_bytes,
             state: Mutex::new(state),
+            maintenance: Mutex::new(()),
         };
-        {
-            let mut st = wal.lock();
-            wal.collect(&mut st);
-        }
+        wal.collect();
         Ok((wal, recovery))
     }
 
@@ -335,12 +343,13 @@ impl Wal {
         )
     }
 
-    /// Marks a record handed out by [`Wal::next`] as finished (sent or counted failed).
+    /// Marks a record handed out by [`Wal::next`] as finished (sent or counted failed). Only
+    /// memory changes here: its segment goes and the ack moves at the next [`Wal::sync`], off
+    /// the senders' path (a crash before then sends the record again: at least once).
     pub fn done(&self, seq: u64) {
         let mut st = self.lock();
         st.handed.remove(&seq);
         st.live.remove(&seq);
-        self.collect(&mut st);
     }
 
     /// Gives a record handed out back to the front of the queue (its export was abandoned).
@@ -351,49 +360,62 @@ impl Wal {
         }
     }
 
-    /// Deletes fully-done segments and saves the new low-water mark when it moved.
-    fn collect(&self, st: &mut State) {
-        let low = st.live.first().copied().unwrap_or(st.next_seq);
-        while let Some(seg) = st.segments.front() {
-            // The writer appends to the last segment: an empty one it keeps.
-            let is_writer = st.segments.len() == 1 && st.writer.is_some();
-            let finished = match seg.last_seq {
-                Some(last) => last < low,
-                None => !is_writer,
-            };
-            if !finished {
-                break;
+    /// Deletes fully-done segments and saves the new low-water mark when it moved. The files
+    /// are touched outside the state lock, so appends never wait on a rename or an unlink.
+    fn collect(&self) {
+        let _serial = self.maintenance.lock().unwrap_or_else(|e| e.into_inner());
+        let (finished, low) = {
+            let mut st = self.lock();
+            let low = st.live.first().copied().unwrap_or(st.next_seq);
+            let mut finished = Vec::new();
+            while let Some(seg) = st.segments.front() {
+                let is_writer = st.segments.len() == 1 && st.writer.is_some();
+                let done = match seg.last_seq {
+                    Some(last) => last < low,
+                    None => !is_writer,
+                };
+                if !done {
+                    break;
+                }
+                let seg = st.segments.pop_front().expect("a front segment");
+                st.bytes -= seg.bytes;
+                if is_writer {
+                    st.writer = None;
+                }
+                finished.push(seg.path);
             }
-            if let Err(e) = fs::remove_file(&seg.path) {
-                tracing::warn!(segment = %seg.path.display(), error = %e, "disk queue: cannot delete a finished segment");
-                break;
-            }
-            st.bytes -= seg.bytes;
-            st.segments.pop_front();
-            if is_writer {
-                st.writer = None;
+            (finished, (low != st.saved_ack).then_some(low))
+        };
+        for path in finished {
+            // Its records are all below the ack: a file left behind is skipped and deleted by
+            // the next open.
+            if let Err(e) = fs::remove_file(&path) {
+                tracing::warn!(segment = %path.display(), error = %e, "disk queue: cannot delete a finished segment");
             }
         }
-        if low != st.saved_ack {
+        if let Some(low) = low {
             let mut buf = [0u8; 12];
             buf[..8].copy_from_slice(&low.to_le_bytes());
             buf[8..].copy_from_slice(&crc(low, 0, &[]).to_le_bytes());
             let tmp = self.dir.join("ack.tmp");
             let saved = fs::write(&tmp, buf).and_then(|_| fs::rename(&tmp, self.dir.join("ack")));
             match saved {
-                Ok(()) => st.saved_ack = low,
+                Ok(()) => self.lock().saved_ack = low,
                 Err(e) => tracing::warn!(error = %e, "disk queue: cannot save the ack position"),
             }
         }
     }
 
-    /// Flushes appended records to the disk itself.
+    /// Flushes appended records to the disk itself, then deletes finished segments and saves
+    /// the ack. Blocking: call it from a blocking thread (or `block_in_place`).
     pub fn sync(&self) -> io::Result<()> {
         let file = match &self.lock().writer {
-            Some(f) => f.try_clone()?,
-            None => return Ok(()),
+            Some(f) => Some(f.try_clone()?),
+            None => None,
         };
-        file.sync_data()
+        let synced = file.map_or(Ok(()), |f| f.sync_data());
+        self.collect();
+        synced
     }
 
     /// Records not done (queued or being exported).
@@ -479,7 +501,9 @@ mod tests {
         for (seq, _) in drain(&w) {
             w.done(seq);
         }
-        assert_eq!(segments(), 0, "every finished segment goes");
+        assert_eq!(segments(), 3, "done only marks, in memory");
+        w.sync().unwrap();
+        assert_eq!(segments(), 0, "every finished segment goes at the sync");
         assert!(w.is_empty());
         assert_eq!(w.bytes(), 0);
         assert_eq!(w.append(b"x", 1).unwrap(), 5);
@@ -528,6 +552,7 @@ mod tests {
         let (seq, _) = drain(&w).remove(0);
         w.done(seq);
         w.done(seq + 1);
+        w.sync().unwrap();
         assert!(w.append(&[0; 100], 1).is_ok(), "room again once done");
     }
 }

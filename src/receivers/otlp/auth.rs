@@ -10,13 +10,16 @@ pub fn authorized(expected: Option<&str>, headers: &HeaderMap) -> bool {
     let Some(value) = headers.get(http::header::AUTHORIZATION) else {
         return false;
     };
+    // `Bearer`, `bearer`, `BEARER`: the scheme is case-insensitive (RFC 7235 §2.1), and any
+    // run of spaces may separate it from the token.
     let value = value.as_bytes();
-    let Some(token) = value
-        .strip_prefix(b"Bearer ")
-        .or_else(|| value.strip_prefix(b"bearer "))
-    else {
+    let Some((scheme, rest)) = value.split_at_checked(6) else {
         return false;
     };
+    if !scheme.eq_ignore_ascii_case(b"bearer") || !rest.starts_with(b" ") {
+        return false;
+    }
+    let token = rest.trim_ascii_start();
     constant_time_eq(token, expected.as_bytes())
 }
 
@@ -44,5 +47,13 @@ mod tests {
         assert!(!authorized(Some("t0k1"), &h));
         h.insert("authorization", "Basic t0k".parse().unwrap());
         assert!(!authorized(Some("t0k"), &h));
+        for scheme in ["bearer t0k", "BEARER t0k", "BeArEr  t0k"] {
+            h.insert("authorization", scheme.parse().unwrap());
+            assert!(authorized(Some("t0k"), &h), "{scheme}");
+        }
+        for bad in ["Bearert0k", "Bearer", "Bearer ", "Bearerx t0k"] {
+            h.insert("authorization", bad.parse().unwrap());
+            assert!(!authorized(Some("t0k"), &h), "{bad}");
+        }
     }
 }
