@@ -84,6 +84,12 @@ pub trait StagedProcessor: Send {
     fn input_capacity(&self) -> usize {
         16
     }
+    /// True when it holds spans only briefly (a batch timeout), so a receiver may wait for
+    /// them to be on disk before answering (see `Fanout::durable`); false for processors that
+    /// hold spans for seconds (a tail sampler's decision wait).
+    fn holds_briefly(&self) -> bool {
+        false
+    }
     /// Runs until `input` closes, then flushes everything it holds into `output`.
     fn run(
         self: Box<Self>,

@@ -117,11 +117,13 @@ async fn build(
                         inline: std::mem::take(&mut inline),
                         next: hop,
                     };
+                    let durable = p.holds_briefly() && output.durable();
                     let task = tokio::spawn(p.run(rx, output));
                     running.stages.push((format!("{pipeline}/{label}"), task));
                     hop = Hop::Stage {
                         tx,
                         loss: telemetry.metrics.processor_dropped(&label, "shutdown"),
+                        durable,
                     };
                 }
             }

@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 
 use crate::component::{InlineProcessor, Verdict};
 use crate::data::SpanBatch;
-use crate::exporters::helper::queue::{DirectExport, Slot};
+use crate::exporters::helper::queue::{DirectExport, QueueFull, Slot};
 use crate::exporters::helper::ExporterHandle;
 use crate::telemetry::metrics::{Counter, Gauge};
 
@@ -23,9 +23,11 @@ pub struct Inline {
 
 pub enum Hop {
     /// Into a staged processor; `loss` counts what its task still holds if it is aborted.
+    /// `durable`: it holds spans briefly and everything after it ends in disk queues.
     Stage {
         tx: mpsc::Sender<SpanBatch>,
         loss: Counter,
+        durable: bool,
     },
     /// Fan-out to every exporter of the pipeline.
     Exporters(Vec<Arc<ExporterHandle>>),
@@ -43,27 +45,42 @@ pub enum Reservation<'a> {
 }
 
 impl Reservation<'_> {
-    /// Sends; returns exports to await when some exporter runs without a queue.
-    pub fn send(self, mut batch: SpanBatch) -> Vec<DirectExport> {
+    /// Sends; collects into `direct` the exports to await when some exporter runs without a
+    /// queue. `Err` when a disk queue could not write (a full disk): the exporters after it
+    /// get nothing, those before it keep their copy (a retry then duplicates, never loses).
+    pub fn send(
+        self,
+        mut batch: SpanBatch,
+        direct: &mut Vec<DirectExport>,
+    ) -> Result<(), QueueFull> {
         match self {
             Reservation::Stage(permit, loss) => {
                 batch.set_holder(Some(loss.clone()));
                 permit.send(batch);
-                Vec::new()
+                Ok(())
             }
             Reservation::Exporters(slots) => {
                 batch.set_holder(None);
                 let shared = Arc::new(batch);
-                slots
-                    .into_iter()
-                    .filter_map(|s| s.send(shared.clone()))
-                    .collect()
+                for slot in slots {
+                    direct.extend(slot.send(shared.clone())?);
+                }
+                Ok(())
             }
         }
     }
 }
 
 impl Segment {
+    /// True when every path from here ends in exporters with a disk queue, through staged
+    /// processors that hold spans only briefly: spans handed here are soon on disk.
+    pub fn durable(&self) -> bool {
+        match &self.next {
+            Hop::Stage { durable, .. } => *durable,
+            Hop::Exporters(handles) => !handles.is_empty() && handles.iter().all(|h| h.is_disk()),
+        }
+    }
+
     /// Runs the inline processors in order. Stops early on an emptied batch or a refusal, and
     /// then names the refusing processor.
     pub fn run_inline(&self, batch: &mut SpanBatch) -> Result<(), (&Inline, Duration)> {
@@ -81,7 +98,9 @@ impl Segment {
     /// Reserves room at the hop without waiting; `None` when full.
     pub fn try_reserve(&self) -> Option<Reservation<'_>> {
         match &self.next {
-            Hop::Stage { tx, loss } => tx.try_reserve().ok().map(|p| Reservation::Stage(p, loss)),
+            Hop::Stage { tx, loss, .. } => {
+                tx.try_reserve().ok().map(|p| Reservation::Stage(p, loss))
+            }
             Hop::Exporters(handles) => {
                 let mut slots = Vec::with_capacity(handles.len());
                 for h in handles {
@@ -106,7 +125,7 @@ impl Segment {
             return;
         }
         match &self.next {
-            Hop::Stage { tx, loss } => {
+            Hop::Stage { tx, loss, .. } => {
                 batch.set_holder(Some(loss.clone()));
                 // A closed channel means the next stage was aborted at the deadline; the batch
                 // drops here and its holder counts it.
@@ -147,6 +166,12 @@ pub struct Fanout {
 }
 
 impl Fanout {
+    /// True when every pipeline this feeds is [`Segment::durable`]: a receiver can then answer
+    /// once its spans are on disk rather than once they are queued in memory.
+    pub fn durable(&self) -> bool {
+        !self.heads.is_empty() && self.heads.iter().all(|h| h.segment.durable())
+    }
+
     /// All or nothing: every pipeline gets its copy, or none does and the caller refuses.
     pub async fn consume(&self, batch: SpanBatch) -> Result<(), Refusal> {
         let mut reservations = Vec::with_capacity(self.heads.len());
@@ -174,16 +199,20 @@ impl Fanout {
             copies.push(b);
         }
         let mut direct = Vec::new();
+        let mut written = Ok(());
         for (reservation, b) in reservations.into_iter().zip(copies) {
             if b.is_empty() {
                 continue;
             }
-            direct.extend(reservation.send(b));
+            if reservation.send(b, &mut direct).is_err() {
+                written = Err(Refusal::Full);
+                break;
+            }
         }
         for d in direct {
             d.run().await;
         }
-        Ok(())
+        written
     }
 }
 
@@ -281,6 +310,7 @@ mod tests {
                 next: Hop::Stage {
                     tx,
                     loss: m.processor_dropped(pipeline, "shutdown"),
+                    durable: false,
                 },
             },
         };

@@ -73,6 +73,10 @@ struct Batcher {
 }
 
 impl StagedProcessor for Batcher {
+    fn holds_briefly(&self) -> bool {
+        true
+    }
+
     fn run(
         self: Box<Self>,
         input: mpsc::Receiver<SpanBatch>,

@@ -28,6 +28,8 @@ pub struct SharedWal {
     room: Notify,
     /// Reserved places not yet written (all-or-nothing fan-out reserves first).
     reserved: AtomicUsize,
+    /// A write failed (disk full, I/O error): no room until the next sync tick tries again.
+    unwritable: AtomicBool,
 }
 
 fn registry() -> &'static Mutex<HashMap<PathBuf, Weak<SharedWal>>> {
@@ -57,6 +59,7 @@ fn open_shared(dir: &Path, max_bytes: u64, exporter: &str) -> Result<Arc<SharedW
         more: Notify::new(),
         room: Notify::new(),
         reserved: AtomicUsize::new(0),
+        unwritable: AtomicBool::new(false),
     });
     reg.retain(|_, w| w.strong_count() > 0);
     reg.insert(key, Arc::downgrade(&shared));
@@ -121,7 +124,8 @@ impl DiskQueue {
 
     fn has_room(&self) -> bool {
         let s = &self.shared;
-        s.wal.len() + s.reserved.load(Ordering::SeqCst) < self.capacity
+        !s.unwritable.load(Ordering::SeqCst)
+            && s.wal.len() + s.reserved.load(Ordering::SeqCst) < self.capacity
             && s.wal.bytes() < self.max_bytes
     }
 
@@ -135,9 +139,12 @@ impl DiskQueue {
     }
 
     /// Writes a batch into a reserved place. The sources' acknowledgements go with the batch
-    /// once it is on disk; a write that fails counts the spans as failed.
-    pub fn write(&self, slot: DiskSlot<'_>, batch: &SpanBatch) {
+    /// once it is on disk. A write that fails (a full disk) is `Err`, and nothing is counted:
+    /// the caller still holds the spans and refuses them, or waits and writes again; the queue
+    /// takes nothing more until the next sync tick.
+    pub fn write(&self, slot: DiskSlot<'_>, batch: &SpanBatch) -> Result<(), WalError> {
         let n = batch.len();
+        let mut result = Ok(());
         if n > 0 {
             let payload = batch.encoded();
             // The reservation was the admission check: the byte bound may be passed by the
@@ -158,23 +165,30 @@ impl DiskQueue {
             match written {
                 Ok(_) => self.shared.more.notify_waiters(),
                 Err(e) => {
-                    self.runner.count_failed(n as u64);
-                    tracing::error!(exporter = %self.runner.id(), spans = n, error = %e, "disk queue write failed, spans dropped");
+                    // Once per episode: the flag is cleared by the next sync tick.
+                    if !self.shared.unwritable.swap(true, Ordering::SeqCst) {
+                        tracing::warn!(exporter = %self.runner.id(), spans = n, error = %e, "disk queue cannot write (disk full?): refusing new spans until a write succeeds");
+                    }
+                    result = Err(e);
                 }
             }
         }
         drop(slot);
         self.update_gauges();
+        result
     }
 
-    /// Writes a batch, waiting for room.
+    /// Writes a batch, waiting for room, and for the disk when a write fails: never drops.
     pub async fn send(&self, batch: &SpanBatch) {
         loop {
             let room = self.shared.room.notified();
             tokio::pin!(room);
             room.as_mut().enable();
             if let Some(slot) = self.try_reserve() {
-                return self.write(slot, batch);
+                if self.write(slot, batch).is_ok() {
+                    return;
+                }
+                continue;
             }
             // A timeout too, in case room came from a queue of another instance.
             let _ = tokio::time::timeout(Duration::from_millis(200), room).await;
@@ -311,6 +325,7 @@ pub async fn sync_every(queue: Arc<DiskQueue>, every: Duration) {
         if let Ok(Err(e)) = synced {
             tracing::warn!(exporter = %queue.runner.id(), error = %e, "disk queue fsync failed");
         }
+        queue.shared.unwritable.store(false, Ordering::SeqCst);
         queue.update_gauges();
         queue.shared.room.notify_waiters();
     }

@@ -175,19 +175,20 @@ enum Place<'a> {
 }
 
 impl Slot<'_> {
-    /// Fills the slot; for a direct exporter, returns the export to await.
-    pub fn send(self, batch: Arc<SpanBatch>) -> Option<DirectExport> {
+    /// Fills the slot; for a direct exporter, returns the export to await. `Err` when a disk
+    /// queue could not write the batch (a full disk): nothing was taken, the sender refuses.
+    pub fn send(self, batch: Arc<SpanBatch>) -> Result<Option<DirectExport>, QueueFull> {
         match self.place {
             Place::Memory(p) => {
                 self.handle.queue_size.add(1);
                 p.send(Queued::new(batch, self.handle.runner.clone()));
-                None
+                Ok(None)
             }
-            Place::Disk(q, slot) => {
-                q.write(slot, &batch);
-                None
-            }
-            Place::Direct => Some(DirectExport(Queued::new(batch, self.handle.runner.clone()))),
+            Place::Disk(q, slot) => q.write(slot, &batch).map(|_| None).map_err(|_| QueueFull),
+            Place::Direct => Ok(Some(DirectExport(Queued::new(
+                batch,
+                self.handle.runner.clone(),
+            )))),
         }
     }
 }
@@ -205,6 +206,11 @@ impl DirectExport {
 pub struct QueueFull;
 
 impl ExporterHandle {
+    /// True when batches handed over are written to a disk queue before `send` returns.
+    pub fn is_disk(&self) -> bool {
+        self.disk.is_some()
+    }
+
     /// Reserves a slot without waiting; `Err` when the queue is full.
     pub fn try_reserve(&self) -> Result<Slot<'_>, QueueFull> {
         let place = match (&self.tx, &self.disk) {
@@ -485,7 +491,7 @@ mod tests {
         });
         let (h, _task) = start(&id, exp.clone(), settings(false), &t).unwrap();
         let slot = h.try_reserve().unwrap();
-        slot.send(batch(4)).unwrap().run().await;
+        slot.send(batch(4)).unwrap().unwrap().run().await;
         assert_eq!(
             exp.calls.load(Ordering::SeqCst),
             1,
@@ -507,7 +513,7 @@ mod tests {
         let (h, task) = start(&id, exp, settings(true), &t).unwrap();
         // One in the consumer (retrying forever), two queued: the fourth reservation fails.
         for _ in 0..3 {
-            h.try_reserve().unwrap().send(batch(1));
+            h.try_reserve().unwrap().send(batch(1)).unwrap();
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         assert_eq!(h.try_reserve().err(), Some(QueueFull));
@@ -565,7 +571,7 @@ mod tests {
         let (h, task) = start(&id, down.clone(), disk_settings(dir.path(), 100), &t).unwrap();
         for n in [3, 4, 5] {
             let slot = h.try_reserve().unwrap();
-            assert!(slot.send(batch(n)).is_none());
+            assert!(slot.send(batch(n)).unwrap().is_none());
         }
         assert_eq!(t.metrics.exporter_queue_size("otlp/disk").get(), 3);
         assert!(t.metrics.exporter_queue_bytes("otlp/disk").get() > 0);
@@ -608,8 +614,8 @@ mod tests {
         let (h, task) = start(&id, exp.clone(), s, &t).unwrap();
         let (a, b) = (h.try_reserve().unwrap(), h.try_reserve().unwrap());
         assert!(h.try_reserve().is_err(), "two places, both reserved");
-        a.send(batch(1));
-        b.send(batch(1));
+        a.send(batch(1)).unwrap();
+        b.send(batch(1)).unwrap();
         assert!(h.try_reserve().is_err());
         let waiting = {
             let h = h.clone();

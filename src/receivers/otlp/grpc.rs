@@ -103,9 +103,12 @@ impl GrpcHandler {
             self.shared.refused(transport, "unauthenticated", 0);
             return Err(Status::unauthenticated("missing or invalid bearer token"));
         }
-        // Near the memory limit: refuse before reading the body.
+        // Near the memory limit: refuse without keeping the body, once it is read (answering
+        // under it resets the stream; see `discard`).
         if self.shared.intake.over_memory() {
             self.shared.refused(transport, "memory_limit", 0);
+            // Small messages only, as over HTTP: a big one's stream is reset.
+            super::discard(req.into_body(), super::DRAIN_BYTES).await;
             return Err(retryable(
                 Code::Unavailable,
                 "memory limit reached, retry later",

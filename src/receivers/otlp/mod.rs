@@ -39,21 +39,72 @@ impl Transport {
     }
 }
 
+/// Bodies up to this size are read through (and let go) before a memory-limit refusal, so
+/// the connection stays open for the next request; bigger ones are cut (see the HTTP handler).
+pub(crate) const DRAIN_BYTES: usize = 256 * 1024;
+
+/// Reads a request body to its end without keeping it (at most `limit` bytes; false past it,
+/// or on a read error). A refusal sent under a body still arriving makes HTTP/1.1 close the
+/// connection and h2 reset the stream, and past 1,024 resets h2 drops the whole connection:
+/// SDKs see CANCELLED or UNKNOWN, which they do not retry. Each frame is let go as it comes,
+/// so this costs bandwidth, not memory.
+pub(crate) async fn discard(body: hyper::body::Incoming, limit: usize) -> bool {
+    use http_body_util::BodyExt;
+    let mut body = body;
+    let mut read = 0usize;
+    while let Some(frame) = body.frame().await {
+        match frame {
+            Ok(f) => {
+                if let Some(data) = f.data_ref() {
+                    read += data.len();
+                    if read > limit {
+                        return false;
+                    }
+                }
+            }
+            Err(_) => return false,
+        }
+    }
+    true
+}
+
 /// State shared by both transports' handlers.
 pub struct Shared {
     pub intake: Intake,
     pub token: Option<String>,
+    /// Every pipeline fed ends in disk queues (`Fanout::durable`): answer once on disk.
+    pub durable: bool,
 }
 
 impl Shared {
+    /// Hands the spans over; with [`Shared::durable`], returns only once they are written to
+    /// every disk queue (or dropped by a processor): "accepted" then survives a `kill -9`. The
+    /// wait is what the pipeline's batch processor holds them for (its `timeout`) plus the
+    /// write.
     pub async fn accept(
         &self,
         transport: Transport,
         request: ExportTraceServiceRequest,
     ) -> Result<Accepted, Refusal> {
-        self.intake
-            .accept(transport.label(), request, Vec::new())
-            .await
+        if !self.durable {
+            return self
+                .intake
+                .accept(transport.label(), request, Vec::new())
+                .await;
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let tx = std::sync::Mutex::new(Some(tx));
+        let on_disk = crate::data::ack::Ack::new(move || {
+            if let Some(tx) = tx.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                let _ = tx.send(());
+            }
+        });
+        let accepted = self
+            .intake
+            .accept(transport.label(), request, vec![on_disk])
+            .await?;
+        let _ = rx.await;
+        Ok(accepted)
     }
 
     pub fn refused(&self, transport: Transport, reason: &str, spans: u64) {
@@ -74,7 +125,11 @@ pub async fn start(
         )
         .with_limits(cfg.limits()),
         token: cfg.auth.as_ref().map(|a| a.bearer_token.clone()),
+        durable: ctx.fanout.durable(),
     });
+    if shared.durable {
+        tracing::info!(receiver = %ctx.id, "every pipeline ends in a disk queue: requests are answered once their spans are on disk");
+    }
     let (stop, stopped) = watch::channel(false);
     let mut tasks = Vec::new();
     if let Some(g) = &cfg.protocols.grpc {
