@@ -132,6 +132,11 @@ async fn build(
             spec.id.clone(),
             Head {
                 inflight: telemetry.metrics.pipeline_inflight(&pipeline),
+                exporters: spec
+                    .exporters
+                    .iter()
+                    .map(|e| exporters[e].clone())
+                    .collect(),
                 pipeline,
                 segment: Segment { inline, next: hop },
             },

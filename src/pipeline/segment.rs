@@ -158,6 +158,8 @@ pub struct Head {
     pub pipeline: String,
     pub segment: Segment,
     pub inflight: Gauge,
+    /// The pipeline's exporters, wherever its segments end (for [`Fanout::unwritable`]).
+    pub exporters: Vec<Arc<ExporterHandle>>,
 }
 
 /// Everything one receiver feeds: one head per pipeline that names it.
@@ -170,6 +172,14 @@ impl Fanout {
     /// once its spans are on disk rather than once they are queued in memory.
     pub fn durable(&self) -> bool {
         !self.heads.is_empty() && self.heads.iter().all(|h| h.segment.durable())
+    }
+
+    /// True while a disk queue of these pipelines cannot write (a full disk): spans waiting to
+    /// be written will not be soon.
+    pub fn unwritable(&self) -> bool {
+        self.heads
+            .iter()
+            .any(|h| h.exporters.iter().any(|e| e.unwritable()))
     }
 
     /// All or nothing: every pipeline gets its copy, or none does and the caller refuses.
@@ -305,6 +315,7 @@ mod tests {
         let head = Head {
             pipeline: pipeline.into(),
             inflight: m.pipeline_inflight(pipeline),
+            exporters: Vec::new(),
             segment: Segment {
                 inline,
                 next: Hop::Stage {

@@ -146,6 +146,11 @@ impl Intake {
         })
     }
 
+    /// True while a disk queue of the pipelines fed cannot write.
+    pub fn unwritable(&self) -> bool {
+        self.fanout.unwritable()
+    }
+
     /// True while the process is near `service.memory_limit_mib`: refuse before reading more.
     pub fn over_memory(&self) -> bool {
         self.telemetry.memory.over()

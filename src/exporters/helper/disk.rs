@@ -129,6 +129,11 @@ impl DiskQueue {
             && s.wal.bytes() < self.max_bytes
     }
 
+    /// True while a failed write keeps the queue from taking more (until the next sync tick).
+    pub fn unwritable(&self) -> bool {
+        self.shared.unwritable.load(Ordering::SeqCst)
+    }
+
     /// Reserves a place without waiting.
     pub fn try_reserve(&self) -> Option<DiskSlot<'_>> {
         if !self.has_room() {

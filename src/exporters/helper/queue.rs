@@ -206,6 +206,11 @@ impl DirectExport {
 pub struct QueueFull;
 
 impl ExporterHandle {
+    /// True while its disk queue cannot write (a full disk) and takes nothing.
+    pub fn unwritable(&self) -> bool {
+        self.disk.as_ref().is_some_and(|d| d.unwritable())
+    }
+
     /// True when batches handed over are written to a disk queue before `send` returns.
     pub fn is_disk(&self) -> bool {
         self.disk.is_some()

@@ -21,6 +21,10 @@ use config::OtlpReceiverConfig;
 /// request does not stall the runtime thread serving other connections.
 pub(crate) const OFFLOAD_BYTES: usize = 256 * 1024;
 
+/// Longest a durable answer waits for its spans to reach the disk: past it the client is
+/// asked to retry (well under the SDKs' 10 s export timeout).
+const DURABLE_WAIT: Duration = Duration::from_secs(5);
+
 /// How long a refused client should wait before retrying.
 pub(crate) const RETRY_AFTER: Duration = Duration::from_secs(1);
 
@@ -103,8 +107,20 @@ impl Shared {
             .intake
             .accept(transport.label(), request, vec![on_disk])
             .await?;
-        let _ = rx.await;
-        Ok(accepted)
+        // Not on disk in time (a full disk, a stalled one): the client is told to retry. The
+        // spans stay where they are and are written later, so a retry duplicates, never loses.
+        let deadline = tokio::time::Instant::now() + DURABLE_WAIT;
+        tokio::pin!(rx);
+        loop {
+            match tokio::time::timeout(Duration::from_millis(50), &mut rx).await {
+                Ok(_) => return Ok(accepted),
+                Err(_) if self.intake.unwritable() || tokio::time::Instant::now() >= deadline => {
+                    self.refused(transport, "disk_wait", 0);
+                    return Err(Refusal::Full);
+                }
+                Err(_) => {}
+            }
+        }
     }
 
     pub fn refused(&self, transport: Transport, reason: &str, spans: u64) {
