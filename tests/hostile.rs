@@ -399,3 +399,73 @@ service:
         want.len()
     );
 }
+
+/// OTLP/JSON amplification: 15 MB of 5,000,000 empty resources took 1,320 MiB to decode, and
+/// four at once under `memory_limit_mib: 200` reached 5,247 MiB; 1M attributes in 11 MB cost
+/// ~206 MiB. Both are now refused (413) before anything is built, and a normal request passes.
+#[test]
+fn json_that_would_decode_to_far_more_than_its_size_is_refused_before_decoding() {
+    let http = free_port();
+    let mut sg = Spangate::start(&format!(
+        "
+receivers:
+  otlp:
+    protocols: {{ http: {{ endpoint: 127.0.0.1:{http} }} }}
+exporters:
+  file: {{ path: ./out.jsonl }}
+service:
+  memory_limit_mib: 200
+  pipelines:
+    traces: {{ receivers: [otlp], exporters: [file] }}
+"
+    ));
+    let json = [("content-type", "application/json")];
+    let empty = format!(r#"{{"resourceSpans":[{}{{}}]}}"#, "{},".repeat(5_000_000));
+    // 12 MB: a key-only attribute is 12 bytes, past the body bound, not the memory one.
+    let attrs = vec![r#"{"key":"a"}"#; 1_000_000].join(",");
+    let many_attrs = format!(
+        r#"{{"resourceSpans":[{{"scopeSpans":[{{"spans":[{{"traceId":"0102030405060708090a0b0c0d0e0f10","spanId":"0102030405060708","attributes":[{attrs}]}}]}}]}}]}}"#
+    );
+    for (what, body) in [("1M attributes", &many_attrs), ("empty resources", &empty)] {
+        let clients: Vec<_> = (0..4)
+            .map(|_| {
+                let body = body.clone();
+                std::thread::spawn(move || {
+                    common::client::try_http_post(http, "/v1/traces", &json, body.as_bytes())
+                })
+            })
+            .collect();
+        // 413 from the bound; or 503 when the bodies being read at once (4 x 12-15 MB) took
+        // the process past its soft limit first. Never decoded, never accepted.
+        let mut bounded = 0;
+        for c in clients {
+            let (status, _, answer) = c.join().unwrap().expect("an answer");
+            let answer = String::from_utf8_lossy(&answer).to_string();
+            match status {
+                413 => {
+                    assert!(answer.contains("objects and arrays"), "{what}: {answer}");
+                    bounded += 1;
+                }
+                503 => assert!(answer.contains("memory limit"), "{what}: {answer}"),
+                other => panic!("{what}: {other} {answer}"),
+            }
+        }
+        assert!(bounded > 0, "{what}: the bound refused none");
+        common::eventually("memory back under the soft limit", || {
+            common::client::http_post(http, "/v1/traces", &json, b"{}").0 == 200
+        });
+    }
+    let peak = common::peak_rss_mib(sg.pid());
+    assert!(peak < 200, "peak RSS {peak} MiB");
+    let (status, _, _) = common::client::http_post(http, "/v1/traces", &json,
+        br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"0102030405060708090a0b0c0d0e0f10","spanId":"0102030405060708","name":"fine"}]}]}]}"#);
+    assert_eq!(status, 200);
+    sg.wait_metric(
+        "spangate_exporter_sent_spans_total",
+        &[("exporter", "file")],
+        1.0,
+    );
+    eprintln!("json amplification: 8 hostile bodies refused, peak RSS {peak} MiB");
+    sg.signal("TERM");
+    let _ = sg.wait_exit(30);
+}

@@ -31,7 +31,57 @@ fn err(path: &str, message: impl Into<String>) -> JsonError {
 
 type R<T> = Result<T, JsonError>;
 
+/// The objects and arrays in a JSON text (outside strings), counted without parsing it. Each
+/// costs a hundred bytes or more once decoded, whatever it took on the wire: `{},` is three
+/// bytes, so 15 MB of them decoded to 1.3 GB.
+pub fn containers(bytes: &[u8]) -> usize {
+    let (mut n, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in bytes {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+        } else {
+            match b {
+                b'"' => in_string = true,
+                b'{' | b'[' => n += 1,
+                _ => {}
+            }
+        }
+    }
+    n
+}
+
+/// Fewest body bytes per object or array a request may have: real OTLP/JSON has one every 18
+/// bytes or more (`{"key":"k","value":{"intValue":"1"}}`), an amplification attack one every 3.
+pub const MIN_BYTES_PER_CONTAINER: usize = 6;
+
+/// The most objects and arrays [`decode_request`] takes from a body of `len` bytes.
+pub fn max_containers(len: usize) -> usize {
+    len / MIN_BYTES_PER_CONTAINER + 64
+}
+
+/// Decodes a request, refusing (before building anything) one with more objects and arrays
+/// than [`max_containers`] of its size.
 pub fn decode_request(bytes: &[u8]) -> R<ExportTraceServiceRequest> {
+    decode_request_within(bytes, max_containers(bytes.len()))
+}
+
+/// [`decode_request`] with an explicit bound on objects and arrays.
+pub fn decode_request_within(bytes: &[u8], max: usize) -> R<ExportTraceServiceRequest> {
+    let n = containers(bytes);
+    if n > max {
+        return Err(err(
+            "$",
+            format!(
+                "{n} objects and arrays in {} bytes: more than the {max} this request may decode to",
+                bytes.len()
+            ),
+        ));
+    }
     let root: Value = serde_json::from_slice(bytes).map_err(|e| err("$", e.to_string()))?;
     let obj = as_obj(&root, "$")?;
     Ok(ExportTraceServiceRequest {
@@ -636,6 +686,22 @@ pub fn decode_base64(s: &str) -> Option<Vec<u8>> {
         return None;
     }
     Some(out)
+}
+
+#[cfg(test)]
+mod bound_tests {
+    use super::*;
+
+    #[test]
+    fn containers_are_counted_outside_strings_and_bombs_refused() {
+        assert_eq!(containers(br#"{"a":[1,{"b":"{[\"{"}]}"#), 3);
+        let bomb = format!(r#"{{"resourceSpans":[{}{{}}]}}"#, "{},".repeat(100_000));
+        let e = decode_request(bomb.as_bytes()).unwrap_err();
+        assert!(e.message.contains("more than"), "{e}");
+        let real = br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"0102030405060708090a0b0c0d0e0f10","spanId":"0102030405060708","attributes":[{"key":"k","value":{"intValue":"1"}}]}]}]}]}"#;
+        assert!(decode_request(real).is_ok());
+        assert!(decode_request_within(real, 3).is_err());
+    }
 }
 
 #[cfg(test)]

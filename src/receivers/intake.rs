@@ -146,6 +146,11 @@ impl Intake {
         })
     }
 
+    /// With `service.memory_limit_mib`: the bytes requests being decoded may take between them.
+    pub fn memory_allowance(&self) -> Option<u64> {
+        self.telemetry.memory.allowance()
+    }
+
     /// True while a disk queue of the pipelines fed cannot write.
     pub fn unwritable(&self) -> bool {
         self.fanout.unwritable()

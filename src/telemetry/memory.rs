@@ -18,6 +18,8 @@ pub struct MemoryLimit {
     /// Bytes; 0 when no limit is set.
     soft: AtomicU64,
     resume: AtomicU64,
+    /// Bytes between the soft limit and the limit (what in-flight work may take); 0: no limit.
+    allowance: AtomicU64,
 }
 
 impl MemoryLimit {
@@ -26,10 +28,20 @@ impl MemoryLimit {
         self.over.load(Ordering::Relaxed)
     }
 
+    /// The headroom above the soft limit, in bytes, when a limit is set: what requests being
+    /// decoded may take between them.
+    pub fn allowance(&self) -> Option<u64> {
+        match self.allowance.load(Ordering::Relaxed) {
+            0 => None,
+            a => Some(a),
+        }
+    }
+
     /// Sets (or, with `None`, clears) the limit, in MiB.
     pub fn configure(&self, limit_mib: Option<u64>, spike_mib: Option<u64>) {
         let Some(limit) = limit_mib else {
             self.soft.store(0, Ordering::SeqCst);
+            self.allowance.store(0, Ordering::SeqCst);
             self.over.store(false, Ordering::SeqCst);
             return;
         };
@@ -37,6 +49,8 @@ impl MemoryLimit {
         let spike = spike_mib.map_or(limit / 5, |s| s * 1024 * 1024);
         let soft = limit.saturating_sub(spike).max(1);
         self.soft.store(soft, Ordering::SeqCst);
+        self.allowance
+            .store((limit - soft).max(1), Ordering::SeqCst);
         self.resume
             .store(soft.saturating_sub(limit / 20), Ordering::SeqCst);
     }

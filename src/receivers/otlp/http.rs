@@ -19,6 +19,10 @@ use super::{auth, Shared, Transport, DRAIN_BYTES, OFFLOAD_BYTES, RETRY_AFTER};
 use crate::data::{gzip, json, rpc::RpcStatus};
 use crate::pipeline::Refusal;
 
+/// What one JSON object or array costs once decoded (the parsed tree, then the OTLP structs):
+/// an estimate on the high side, for the memory bound.
+const DECODED_BYTES_PER_CONTAINER: u64 = 160;
+
 #[derive(Clone, Copy, PartialEq, Debug)]
 enum Encoding {
     Proto,
@@ -302,6 +306,7 @@ impl HttpHandler {
         encoding: Encoding,
     ) -> Result<ExportTraceServiceRequest, Failure> {
         let limit = self.limit;
+        let allowance = self.shared.intake.memory_allowance();
         // gzip bodies expand (often ~10x), so a smaller compressed body is already big work.
         let big = body.len() > OFFLOAD_BYTES || (gzipped && body.len() > OFFLOAD_BYTES / 8);
         let work = move || -> Result<ExportTraceServiceRequest, Failure> {
@@ -332,13 +337,32 @@ impl HttpHandler {
                         format!("cannot decode protobuf ExportTraceServiceRequest: {e}"),
                     )
                 }),
-                Encoding::Json => json::decode_request(&raw).map_err(|e| {
-                    fail(
-                        StatusCode::BAD_REQUEST,
-                        "decode_error",
-                        format!("cannot decode OTLP/JSON: {e}"),
-                    )
-                }),
+                Encoding::Json => {
+                    // Bounded before anything is built: by the body (no amplification) and, with
+                    // a memory limit, by half of its allowance for requests in flight.
+                    let mut max = json::max_containers(raw.len());
+                    if let Some(a) = allowance {
+                        max = max.min((a / 2 / DECODED_BYTES_PER_CONTAINER) as usize);
+                    }
+                    let n = json::containers(&raw);
+                    if n > max {
+                        return Err(fail(
+                            StatusCode::PAYLOAD_TOO_LARGE,
+                            "too_large",
+                            format!(
+                                "OTLP/JSON body of {} bytes holds {n} objects and arrays; at most {max} may be decoded here (by its size and the memory limit): send smaller requests",
+                                raw.len()
+                            ),
+                        ));
+                    }
+                    json::decode_request_within(&raw, usize::MAX).map_err(|e| {
+                        fail(
+                            StatusCode::BAD_REQUEST,
+                            "decode_error",
+                            format!("cannot decode OTLP/JSON: {e}"),
+                        )
+                    })
+                }
             }
         };
         if big {
