@@ -469,3 +469,103 @@ service:
     sg.signal("TERM");
     let _ = sg.wait_exit(30);
 }
+
+/// A request body that sends `first` and then never another byte, nor its end.
+struct Stalled(Option<bytes::Bytes>);
+
+impl hyper::body::Body for Stalled {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, Self::Error>>> {
+        match self.0.take() {
+            Some(b) => std::task::Poll::Ready(Some(Ok(hyper::body::Frame::data(b)))),
+            None => std::task::Poll::Pending,
+        }
+    }
+}
+
+/// Connections whose headers or body never finish were held forever. Now headers have
+/// `read_header_timeout`, bodies (HTTP and gRPC) `read_timeout`: closed or answered, counted.
+#[test]
+fn stalled_headers_and_bodies_are_cut_and_counted() {
+    let (grpc, http) = (free_port(), free_port());
+    let sg = Spangate::start(&format!(
+        "
+receivers:
+  otlp:
+    protocols:
+      grpc: {{ endpoint: 127.0.0.1:{grpc}, read_timeout: 1s }}
+      http: {{ endpoint: 127.0.0.1:{http}, read_header_timeout: 1s, read_timeout: 1s }}
+exporters:
+  file: {{ path: ./out.jsonl }}
+service:
+  pipelines:
+    traces: {{ receivers: [otlp], exporters: [file] }}
+"
+    ));
+    let started = std::time::Instant::now();
+    // Headers that never end: the connection is closed.
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", http)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: appl")
+        .unwrap();
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    assert!(
+        started.elapsed() < Duration::from_secs(25),
+        "headers: held {:?}",
+        started.elapsed()
+    );
+    // A body that never ends: 408.
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", http)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\nContent-Length: 1000\r\n\r\n0123456789")
+        .unwrap();
+    let mut answer = [0u8; 12];
+    s.read_exact(&mut answer).unwrap();
+    assert_eq!(&answer, b"HTTP/1.1 408");
+    // A gRPC message that never ends: DEADLINE_EXCEEDED on that stream.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let code = rt.block_on(async {
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", grpc))
+            .await
+            .unwrap();
+        let (mut send, conn) = hyper::client::conn::http2::handshake(
+            hyper_util::rt::TokioExecutor::new(),
+            hyper_util::rt::TokioIo::new(tcp),
+        )
+        .await
+        .unwrap();
+        tokio::spawn(conn);
+        let req = http::Request::post(format!(
+            "http://127.0.0.1:{grpc}/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+        ))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(Stalled(Some(bytes::Bytes::from_static(&[0, 0, 0, 1, 0]))))
+        .unwrap();
+        let resp = send.send_request(req).await.unwrap();
+        resp.headers()
+            .get("grpc-status")
+            .map(|v| v.to_str().unwrap().to_string())
+    });
+    assert_eq!(code.as_deref(), Some("4"));
+    for (transport, reason) in [
+        ("http", "header_timeout"),
+        ("http", "read_timeout"),
+        ("grpc", "read_timeout"),
+    ] {
+        sg.wait_metric(
+            "spangate_receiver_refused_requests_total",
+            &[("transport", transport), ("reason", reason)],
+            1.0,
+        );
+    }
+}

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
@@ -57,6 +58,10 @@ pub struct GrpcSettings {
     /// Largest request message, in MiB, checked after decompression (default 4).
     #[serde(default = "four")]
     pub max_recv_msg_size_mib: u64,
+    /// Longest a request's message may take to arrive (default 30s); then the stream is
+    /// answered DEADLINE_EXCEEDED and counted (`read_timeout`).
+    #[serde(default = "thirty_s", with = "crate::config::duration")]
+    pub read_timeout: Duration,
 }
 
 impl Default for GrpcSettings {
@@ -64,6 +69,7 @@ impl Default for GrpcSettings {
         GrpcSettings {
             endpoint: grpc_endpoint(),
             max_recv_msg_size_mib: four(),
+            read_timeout: thirty_s(),
         }
     }
 }
@@ -80,6 +86,14 @@ pub struct HttpSettings {
     /// Path that takes traces (default `/v1/traces`).
     #[serde(default = "traces_path")]
     pub traces_url_path: String,
+    /// Longest the request line and headers may take (default 10s); then the connection is
+    /// closed and counted (`header_timeout`).
+    #[serde(default = "ten_s", with = "crate::config::duration")]
+    pub read_header_timeout: Duration,
+    /// Longest a request's body may take to arrive (default 30s); then 408, counted
+    /// (`read_timeout`).
+    #[serde(default = "thirty_s", with = "crate::config::duration")]
+    pub read_timeout: Duration,
 }
 
 impl Default for HttpSettings {
@@ -88,6 +102,8 @@ impl Default for HttpSettings {
             endpoint: http_endpoint(),
             max_request_body_size: twenty_mib(),
             traces_url_path: traces_path(),
+            read_header_timeout: ten_s(),
+            read_timeout: thirty_s(),
         }
     }
 }
@@ -103,6 +119,12 @@ fn four() -> u64 {
 }
 fn twenty_mib() -> u64 {
     20 * 1024 * 1024
+}
+fn ten_s() -> Duration {
+    Duration::from_secs(10)
+}
+fn thirty_s() -> Duration {
+    Duration::from_secs(30)
 }
 fn traces_path() -> String {
     "/v1/traces".into()
@@ -189,6 +211,12 @@ impl Check for OtlpReceiverConfig {
                     "must be at least 1".into(),
                 ));
             }
+            if g.read_timeout.is_zero() {
+                out.push((
+                    "protocols.grpc.read_timeout".into(),
+                    "must be above 0 (a stalled client would hold its stream forever)".into(),
+                ));
+            }
         }
         if let Some(h) = &self.protocols.http {
             check_endpoint("protocols.http.endpoint", &h.endpoint, &mut out);
@@ -197,6 +225,18 @@ impl Check for OtlpReceiverConfig {
                     "protocols.http.max_request_body_size".into(),
                     "must be at least 1".into(),
                 ));
+            }
+            for (key, d) in [
+                ("read_header_timeout", h.read_header_timeout),
+                ("read_timeout", h.read_timeout),
+            ] {
+                if d.is_zero() {
+                    out.push((
+                        format!("protocols.http.{key}"),
+                        "must be above 0 (a stalled client would hold its connection forever)"
+                            .into(),
+                    ));
+                }
             }
             if !h.traces_url_path.starts_with('/') {
                 out.push((

@@ -31,11 +31,17 @@ pub struct GrpcHandler {
     shared: Arc<Shared>,
     /// Largest message, after decompression.
     limit: usize,
+    /// Longest a message may take to arrive.
+    read_timeout: std::time::Duration,
 }
 
 impl GrpcHandler {
-    pub fn new(shared: Arc<Shared>, limit: usize) -> Self {
-        GrpcHandler { shared, limit }
+    pub fn new(shared: Arc<Shared>, limit: usize, read_timeout: std::time::Duration) -> Self {
+        GrpcHandler {
+            shared,
+            limit,
+            read_timeout,
+        }
     }
 }
 
@@ -127,10 +133,15 @@ impl GrpcHandler {
         };
         // The frame can be at most the limit plus its prefix; a gzip frame is smaller than what
         // it expands to, so the same bound holds before decompression.
-        let body = match Limited::new(req.into_body(), self.limit + 5)
-            .collect()
-            .await
-        {
+        let read = Limited::new(req.into_body(), self.limit + 5).collect();
+        let Ok(read) = tokio::time::timeout(self.read_timeout, read).await else {
+            self.shared.refused(transport, "read_timeout", 0);
+            return Err(Status::deadline_exceeded(format!(
+                "the message did not arrive within read_timeout ({:?})",
+                self.read_timeout
+            )));
+        };
+        let body = match read {
             Ok(c) => c.to_bytes(),
             Err(e) => {
                 if e.downcast_ref::<http_body_util::LengthLimitError>()

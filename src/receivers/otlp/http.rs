@@ -35,14 +35,22 @@ pub struct HttpHandler {
     /// Largest body, after decompression.
     limit: usize,
     path: Arc<str>,
+    /// Longest a body may take to arrive.
+    read_timeout: std::time::Duration,
 }
 
 impl HttpHandler {
-    pub fn new(shared: Arc<Shared>, limit: usize, path: String) -> Self {
+    pub fn new(
+        shared: Arc<Shared>,
+        limit: usize,
+        path: String,
+        read_timeout: std::time::Duration,
+    ) -> Self {
         HttpHandler {
             shared,
             limit,
             path: path.into(),
+            read_timeout,
         }
     }
 }
@@ -54,6 +62,10 @@ impl Handler for HttpHandler {
     ) -> Pin<Box<dyn Future<Output = Response<Body>> + Send + 'static>> {
         let this = self.clone();
         Box::pin(async move { this.export(req).await })
+    }
+
+    fn header_timed_out(&self) {
+        self.shared.refused(Transport::Http, "header_timeout", 0);
     }
 }
 
@@ -81,6 +93,7 @@ fn fail(status: StatusCode, reason: &'static str, message: impl Into<String>) ->
 fn grpc_code(status: StatusCode) -> i32 {
     match status.as_u16() {
         400 | 415 => 3,
+        408 => 4,
         401 => 16,
         404 => 12,
         405 => 12,
@@ -256,7 +269,18 @@ impl HttpHandler {
         if declared.is_some_and(|n| n > self.limit) {
             return Err(too_large());
         }
-        let body = match Limited::new(req.into_body(), self.limit).collect().await {
+        let read = Limited::new(req.into_body(), self.limit).collect();
+        let Ok(read) = tokio::time::timeout(self.read_timeout, read).await else {
+            return Err(fail(
+                StatusCode::REQUEST_TIMEOUT,
+                "read_timeout",
+                format!(
+                    "the body did not arrive within read_timeout ({:?})",
+                    self.read_timeout
+                ),
+            ));
+        };
+        let body = match read {
             Ok(c) => c.to_bytes(),
             Err(e)
                 if e.downcast_ref::<http_body_util::LengthLimitError>()

@@ -150,20 +150,27 @@ pub async fn start(
     let mut tasks = Vec::new();
     if let Some(g) = &cfg.protocols.grpc {
         let limit = (g.max_recv_msg_size_mib * 1024 * 1024) as usize;
-        let handler = grpc::GrpcHandler::new(shared.clone(), limit);
+        let handler = grpc::GrpcHandler::new(shared.clone(), limit, g.read_timeout);
         let protocol = server::Protocol::Http2Only;
+        // h2 has no header phase to time out; its streams' messages are bounded by read_timeout.
         tasks.push(listen(
             &ctx,
             &cfg,
             &g.endpoint,
             protocol,
             handler,
+            g.read_timeout,
             &stopped,
         )?);
     }
     if let Some(h) = &cfg.protocols.http {
         let limit = h.max_request_body_size as usize;
-        let handler = http::HttpHandler::new(shared.clone(), limit, h.traces_url_path.clone());
+        let handler = http::HttpHandler::new(
+            shared.clone(),
+            limit,
+            h.traces_url_path.clone(),
+            h.read_timeout,
+        );
         let protocol = server::Protocol::Auto;
         tasks.push(listen(
             &ctx,
@@ -171,6 +178,7 @@ pub async fn start(
             &h.endpoint,
             protocol,
             handler,
+            h.read_header_timeout,
             &stopped,
         )?);
     }
@@ -184,6 +192,7 @@ fn listen<H: server::Handler>(
     endpoint: &str,
     protocol: server::Protocol,
     handler: H,
+    header_timeout: Duration,
     stopped: &watch::Receiver<bool>,
 ) -> Result<tokio::task::JoinHandle<()>, BuildError> {
     let listener = ctx
@@ -206,6 +215,7 @@ fn listen<H: server::Handler>(
         tls,
         protocol,
         handler,
+        header_timeout,
         stopped.clone(),
     )))
 }

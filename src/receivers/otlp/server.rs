@@ -28,6 +28,9 @@ pub trait Handler: Clone + Send + Sync + 'static {
         &self,
         req: Request<Incoming>,
     ) -> Pin<Box<dyn Future<Output = Response<Body>> + Send + 'static>>;
+
+    /// A connection closed because its request headers did not arrive in time.
+    fn header_timed_out(&self) {}
 }
 
 #[derive(Clone, Copy)]
@@ -59,12 +62,18 @@ pub async fn serve<H: Handler>(
     tls: Option<Arc<rustls::ServerConfig>>,
     protocol: Protocol,
     handler: H,
+    header_timeout: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     if let Protocol::Http2Only = protocol {
         builder = builder.http2_only();
     }
+    // Headers that never finish would hold the connection (and its task) forever.
+    builder
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(header_timeout);
     let builder = Arc::new(builder);
     let acceptor = tls.map(TlsAcceptor::from);
     let graceful = GracefulShutdown::new();
@@ -95,12 +104,14 @@ pub async fn serve<H: Handler>(
         let watcher = graceful.watcher();
         match acceptor.clone() {
             None => {
+                let handler = handler.clone();
                 connections.spawn(async move {
                     let conn = builder.serve_connection(TokioIo::new(stream), svc);
-                    let _ = watcher.watch(conn.into_owned()).await;
+                    count_timeout(watcher.watch(conn.into_owned()).await, &handler);
                 });
             }
             Some(acceptor) => {
+                let handler = handler.clone();
                 connections.spawn(async move {
                     let tls_stream =
                         match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream))
@@ -117,7 +128,7 @@ pub async fn serve<H: Handler>(
                             }
                         };
                     let conn = builder.serve_connection(TokioIo::new(tls_stream), svc);
-                    let _ = watcher.watch(conn.into_owned()).await;
+                    count_timeout(watcher.watch(conn.into_owned()).await, &handler);
                 });
             }
         }
@@ -130,4 +141,19 @@ pub async fn serve<H: Handler>(
     }
     graceful.shutdown().await;
     while connections.join_next().await.is_some() {}
+}
+
+/// Counts a connection that ended on hyper's header read timeout.
+fn count_timeout<H: Handler>(
+    ended: Result<(), Box<dyn std::error::Error + Send + Sync>>,
+    handler: &H,
+) {
+    if let Err(e) = ended {
+        let timed_out = e
+            .downcast_ref::<hyper::Error>()
+            .is_some_and(|e| e.is_timeout());
+        if timed_out {
+            handler.header_timed_out();
+        }
+    }
 }
