@@ -1,9 +1,19 @@
 //! Kafka client settings shared by the `kafka` receiver and exporter: SASL (PLAIN, SCRAM) and
 //! TLS, in the contrib collector's layout (`auth.sasl`, `tls`; `auth.tls` is accepted too), and
-//! their translation into librdkafka properties.
+//! their translation into librdkafka properties; and [`ClientLog`], librdkafka's errors and log
+//! lines with repeats rate-limited and counted.
 
-use rdkafka::config::ClientConfig;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::error::KafkaError;
+use rdkafka::ClientContext;
 use serde::Deserialize;
+
+use crate::telemetry::metrics::Counter;
+use crate::telemetry::Telemetry;
 
 use crate::component::registry::Problems;
 use crate::config::secret::Secret;
@@ -243,5 +253,118 @@ mod tests {
         ))
         .unwrap();
         assert!(!format!("{auth:?}").contains("hunter2"));
+    }
+}
+
+/// How long a repeated librdkafka error or log line stays quiet after it was logged.
+const REPEAT_QUIET: Duration = Duration::from_secs(10);
+
+/// librdkafka's errors and log lines for one component, as `tracing` events. A broker that is
+/// away makes librdkafka report the same error dozens of times a second (seen: ~37 a second
+/// of `AllBrokersDown`): each kind is logged once, then at most once per [`REPEAT_QUIET`] with
+/// how many were held back, and every one is counted in
+/// `spangate_kafka_client_errors_total{component, kind}`.
+pub struct ClientLog {
+    component: String,
+    telemetry: Arc<Telemetry>,
+    seen: Mutex<HashMap<String, Seen>>,
+}
+
+/// One kind of message: when it was last logged, how many were held back since, its count.
+type Seen = (Option<Instant>, u64, Counter);
+
+impl ClientLog {
+    pub fn new(component: &str, telemetry: &Arc<Telemetry>) -> Self {
+        ClientLog {
+            component: component.to_string(),
+            telemetry: telemetry.clone(),
+            seen: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Counts one occurrence of `kind`; `Some(held back since the last time)` when it is to be
+    /// logged now.
+    fn admit(&self, kind: &str, now: Instant) -> Option<u64> {
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        let (last, held, counter) = seen.entry(kind.to_string()).or_insert_with(|| {
+            let counter = self
+                .telemetry
+                .metrics
+                .kafka_client_errors(&self.component, kind);
+            (None, 0, counter)
+        });
+        counter.inc_by(1);
+        match last {
+            Some(t) if now < *t + REPEAT_QUIET => {
+                *held += 1;
+                None
+            }
+            _ => {
+                *last = Some(now);
+                Some(std::mem::take(held))
+            }
+        }
+    }
+
+    pub fn error(&self, error: &KafkaError, reason: &str) {
+        let kind = error
+            .rdkafka_error_code()
+            .map(|c| format!("{c:?}"))
+            .unwrap_or_else(|| "other".into());
+        if let Some(held) = self.admit(&kind, Instant::now()) {
+            tracing::error!(component = %self.component, kind, repeated = held, error = %error, reason, "kafka client error");
+        }
+    }
+
+    pub fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        let warn = matches!(
+            level,
+            RDKafkaLogLevel::Emerg
+                | RDKafkaLogLevel::Alert
+                | RDKafkaLogLevel::Critical
+                | RDKafkaLogLevel::Error
+                | RDKafkaLogLevel::Warning
+        );
+        if !warn {
+            tracing::debug!(component = %self.component, fac, "librdkafka: {message}");
+            return;
+        }
+        if let Some(held) = self.admit(fac, Instant::now()) {
+            tracing::warn!(component = %self.component, fac, repeated = held, "librdkafka: {message}");
+        }
+    }
+}
+
+/// A client context that only routes librdkafka's output through a [`ClientLog`].
+pub struct LoggingContext(pub ClientLog);
+
+impl ClientContext for LoggingContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        self.0.log(level, fac, log_message)
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.0.error(&error, reason)
+    }
+}
+
+#[cfg(test)]
+mod log_tests {
+    use super::*;
+
+    #[test]
+    fn repeats_are_held_back_counted_and_reported() {
+        let telemetry = Arc::new(Telemetry::new());
+        let log = ClientLog::new("kafka/x", &telemetry);
+        let t0 = Instant::now();
+        assert_eq!(log.admit("AllBrokersDown", t0), Some(0));
+        for i in 1..37 {
+            let t = t0 + Duration::from_millis(i * 27);
+            assert_eq!(log.admit("AllBrokersDown", t), None);
+        }
+        assert_eq!(log.admit("Other", t0), Some(0), "kinds are apart");
+        assert_eq!(log.admit("AllBrokersDown", t0 + REPEAT_QUIET), Some(36));
+        let m = &telemetry.metrics;
+        assert_eq!(m.kafka_client_errors("kafka/x", "AllBrokersDown").get(), 38);
     }
 }

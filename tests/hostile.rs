@@ -569,3 +569,46 @@ service:
         );
     }
 }
+
+/// A Kafka exporter whose broker is away: librdkafka reported `AllBrokersDown` and friends
+/// ~37 times a second, each an error line. Now each kind is logged once per 10 s and every
+/// occurrence counted in `spangate_kafka_client_errors_total`.
+#[test]
+fn kafka_client_errors_are_rate_limited_in_the_log_and_counted() {
+    let (http, away) = (free_port(), free_port());
+    let sg = Spangate::start(&format!(
+        "
+receivers:
+  otlp:
+    protocols: {{ http: {{ endpoint: 127.0.0.1:{http} }} }}
+exporters:
+  kafka: {{ brokers: [127.0.0.1:{away}], topic: spans }}
+service:
+  pipelines:
+    traces: {{ receivers: [otlp], exporters: [kafka] }}
+"
+    ));
+    common::post_otlp(http, &encode_spans(spans(1, 1)));
+    let counted = || common::metric_sum(&sg.scrape(), "spangate_kafka_client_errors_total", &[]);
+    common::eventually("librdkafka errors counted", || counted() >= 20.0);
+    let logs = sg.logs();
+    let lines = logs
+        .lines()
+        .filter(|l| l.contains("kafka client error") || l.contains("librdkafka:"))
+        .count();
+    let kinds = sg
+        .scrape()
+        .lines()
+        .filter(|l| l.starts_with("spangate_kafka_client_errors_total{"))
+        .count();
+    // At most one line per kind per 10 s window (this test runs within two windows).
+    assert!(
+        lines <= 2 * kinds && (counted() as usize) > lines,
+        "{lines} lines for {kinds} kinds, {} counted\n{logs}",
+        counted()
+    );
+    eprintln!(
+        "kafka broker away: {} errors counted, {lines} logged ({kinds} kinds)",
+        counted()
+    );
+}

@@ -69,7 +69,7 @@ fn broken_configs_name_path_and_line() {
     let table: &[(&str, &[&str])] = &[
         (
             "receivers:\n  otlp:\n    protocols:\n      grpc:\n        endpont: x\nservice:\n  pipelines: {}\n",
-            &["error: receivers.otlp.protocols.grpc.endpont: unknown field `endpont`, expected `endpoint` or `max_recv_msg_size_mib` (line 5)"],
+            &["error: receivers.otlp.protocols.grpc.endpont: unknown field `endpont`, expected one of `endpoint`, `max_recv_msg_size_mib`, `read_timeout` (line 5)"],
         ),
         (
             "processors:\n  batch:\n    timeout: soon\nservice: {}\n",

@@ -258,6 +258,14 @@ impl Metrics {
         )
     }
 
+    pub fn kafka_client_errors(&self, component: &str, kind: &str) -> Counter {
+        self.counter(
+            "spangate_kafka_client_errors_total",
+            "Errors and warnings librdkafka reported, by kind (error code or facility); repeats are logged at most every 10 s.",
+            &[("component", component), ("kind", kind)],
+        )
+    }
+
     pub fn process_rss(&self) -> Gauge {
         self.gauge(
             "spangate_process_resident_memory_bytes",

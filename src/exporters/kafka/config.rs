@@ -134,7 +134,11 @@ impl ExporterConfig for KafkaExporterConfig {
 
     fn build(&self, ctx: &ExporterContext) -> Result<Arc<dyn Exporter>, BuildError> {
         Ok(Arc::new(
-            super::KafkaExporter::new(self).map_err(|e| BuildError::new(&ctx.id, e))?,
+            super::KafkaExporter::new(
+                self,
+                crate::kafka::ClientLog::new(&ctx.id.to_string(), &ctx.telemetry),
+            )
+            .map_err(|e| BuildError::new(&ctx.id, e))?,
         ))
     }
 }

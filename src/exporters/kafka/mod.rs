@@ -18,6 +18,8 @@ use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 
+use crate::kafka::{ClientLog, LoggingContext};
+
 use crate::component::{BoxFuture, ExportError, Exporter};
 use crate::data::attrs::str_attr;
 use crate::data::{heavy, json, SpanBatch};
@@ -27,7 +29,7 @@ use config::{Compression, Encoding, KafkaExporterConfig, PartitionBy};
 const METADATA_TTL: Duration = Duration::from_secs(30);
 
 pub struct KafkaExporter {
-    producer: FutureProducer,
+    producer: FutureProducer<LoggingContext>,
     /// The topic's partition count and when it was read.
     partitions: Mutex<Option<(u32, Instant)>>,
     topic: String,
@@ -39,10 +41,11 @@ pub struct KafkaExporter {
 }
 
 impl KafkaExporter {
-    pub fn new(cfg: &KafkaExporterConfig) -> Result<Self, KafkaError> {
+    /// `log` takes librdkafka's errors (rate-limited, counted).
+    pub fn new(cfg: &KafkaExporterConfig, log: ClientLog) -> Result<Self, KafkaError> {
         let mut cc = ClientConfig::new();
         cfg.security().apply(&mut cc);
-        let producer: FutureProducer = cc
+        let producer: FutureProducer<LoggingContext> = cc
             .set("bootstrap.servers", cfg.brokers.join(","))
             .set("client.id", &cfg.client_id)
             .set("partitioner", "murmur2_random")
@@ -60,7 +63,7 @@ impl KafkaExporter {
                 "message.timeout.ms",
                 cfg.timeout.as_millis().max(1).to_string(),
             )
-            .create()?;
+            .create_with_context(LoggingContext(log))?;
         Ok(KafkaExporter {
             producer,
             partitions: Mutex::new(None),
@@ -307,7 +310,8 @@ mod tests {
                 "brokers": ["127.0.0.1:1"], "max_message_bytes": 4096
             }))
             .unwrap();
-        let exporter = KafkaExporter::new(&cfg).unwrap();
+        let telemetry = std::sync::Arc::new(crate::telemetry::Telemetry::new());
+        let exporter = KafkaExporter::new(&cfg, ClientLog::new("kafka", &telemetry)).unwrap();
         let spans: Vec<Span> = (0..200u32)
             .map(|i| Span {
                 trace_id: vec![1; 16],

@@ -35,9 +35,18 @@ const DRAIN_WAIT: Duration = Duration::from_secs(30);
 
 struct Ctx {
     offsets: Arc<Offsets>,
+    log: crate::kafka::ClientLog,
 }
 
-impl ClientContext for Ctx {}
+impl ClientContext for Ctx {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
+        self.log.log(level, fac, log_message)
+    }
+
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        self.log.error(&error, reason)
+    }
+}
 
 impl ConsumerContext for Ctx {
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -112,6 +121,7 @@ pub async fn start(
         .set("queued.max.messages.kbytes", "16384")
         .create_with_context(Ctx {
             offsets: offsets.clone(),
+            log: crate::kafka::ClientLog::new(&ctx.id.to_string(), &ctx.telemetry),
         })
         .map_err(|e| BuildError::new(&ctx.id, format!("kafka consumer: {e}")))?;
     let topic = cfg.topic();
