@@ -82,6 +82,12 @@ pub fn decode_request_within(bytes: &[u8], max: usize) -> R<ExportTraceServiceRe
             ),
         ));
     }
+    decode_unbounded(bytes)
+}
+
+/// Decodes a request without the bound on objects and arrays: for callers that checked
+/// [`containers`] themselves (or decode their own output).
+pub fn decode_unbounded(bytes: &[u8]) -> R<ExportTraceServiceRequest> {
     let root: Value = serde_json::from_slice(bytes).map_err(|e| err("$", e.to_string()))?;
     let obj = as_obj(&root, "$")?;
     Ok(ExportTraceServiceRequest {

@@ -379,7 +379,7 @@ impl HttpHandler {
                             ),
                         ));
                     }
-                    json::decode_request_within(&raw, usize::MAX).map_err(|e| {
+                    json::decode_unbounded(&raw).map_err(|e| {
                         fail(
                             StatusCode::BAD_REQUEST,
                             "decode_error",
