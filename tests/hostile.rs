@@ -155,6 +155,87 @@ service:
     }
 }
 
+/// The same for requests bigger than h2's flow-control window and hyper's read buffer (1.5 MB):
+/// before, a refused body over 256 KiB was not read through, so over HTTP/1.1 the connection
+/// was closed under it, and over gRPC the stream was reset while the body still arrived.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn big_requests_refused_at_the_memory_limit_keep_the_connection() {
+    let (grpc, http) = (free_port(), free_port());
+    let sg = Spangate::start(&format!(
+        "
+receivers:
+  otlp:
+    protocols:
+      grpc: {{ endpoint: 127.0.0.1:{grpc} }}
+      http: {{ endpoint: 127.0.0.1:{http} }}
+exporters:
+  file: {{ path: ./out.jsonl }}
+service:
+  memory_limit_mib: 32
+  memory_spike_limit_mib: 31
+  pipelines:
+    traces: {{ receivers: [otlp], exporters: [file] }}
+"
+    ));
+    let request = ExportTraceServiceRequest {
+        resource_spans: vec![opentelemetry_proto::tonic::trace::v1::ResourceSpans {
+            scope_spans: vec![opentelemetry_proto::tonic::trace::v1::ScopeSpans {
+                spans: spans(1, 700),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    };
+    assert!(request.encoded_len() > 1_400_000);
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{grpc}"))
+        .unwrap()
+        .connect()
+        .await
+        .expect("connect");
+    let client = TraceServiceClient::new(channel);
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let (mut client, request) = (client.clone(), request.clone());
+            tokio::spawn(async move {
+                let mut codes = Vec::new();
+                for _ in 0..40 {
+                    codes.push(match client.export(request.clone()).await {
+                        Ok(_) => tonic::Code::Ok,
+                        Err(s) if rpc_has_retry_info(s.details()) => s.code(),
+                        Err(s) => {
+                            eprintln!("without RetryInfo: {s:?}");
+                            tonic::Code::DataLoss
+                        }
+                    });
+                }
+                codes
+            })
+        })
+        .collect();
+    let mut unavailable = 0;
+    for t in tasks {
+        for code in t.await.unwrap() {
+            assert_eq!(code, tonic::Code::Unavailable, "(DataLoss: no RetryInfo)");
+            unavailable += 1;
+        }
+    }
+    assert_eq!(unavailable, 320);
+    sg.wait_metric(
+        "spangate_receiver_refused_requests_total",
+        &[("transport", "grpc"), ("reason", "memory_limit")],
+        320.0,
+    );
+
+    let body = encode_spans(spans(2, 700));
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", http)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    for i in 0..20 {
+        let (status, head) = keep_alive_post(&mut s, &body)
+            .unwrap_or_else(|| panic!("request {i}: the connection was closed"));
+        assert_eq!(status, 503, "{head}");
+    }
+}
+
 /// True when a `grpc-status-details-bin` payload (google.rpc.Status) carries a RetryInfo.
 fn rpc_has_retry_info(details: &[u8]) -> bool {
     #[derive(Clone, PartialEq, prost::Message)]

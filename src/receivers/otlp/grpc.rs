@@ -113,8 +113,7 @@ impl GrpcHandler {
         // under it resets the stream; see `discard`).
         if self.shared.intake.over_memory() {
             self.shared.refused(transport, "memory_limit", 0);
-            // Small messages only, as over HTTP: a big one's stream is reset.
-            super::discard(req.into_body(), super::DRAIN_BYTES).await;
+            super::discard(req.into_body(), self.limit + 5, self.read_timeout).await;
             return Err(retryable(
                 Code::Unavailable,
                 "memory limit reached, retry later",

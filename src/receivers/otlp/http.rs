@@ -15,7 +15,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 use prost::Message;
 
 use super::server::{Body, Handler};
-use super::{auth, Shared, Transport, DRAIN_BYTES, OFFLOAD_BYTES, RETRY_AFTER};
+use super::{auth, Shared, Transport, OFFLOAD_BYTES, RETRY_AFTER};
 use crate::data::{gzip, json, rpc::RpcStatus};
 use crate::pipeline::Refusal;
 
@@ -202,17 +202,15 @@ impl HttpHandler {
             ));
         }
         // Near the memory limit: refuse without keeping the body, once it is read (answering
-        // under it closes the connection; see `discard`). Only small bodies are read through:
-        // draining big ones under a flood was measured to push the process ~30 MiB past its
-        // limit (allocator arenas keep the freed read buffers), and a big request's client
-        // pays a reconnect more easily than the process pays the memory.
+        // under it closes the connection; see `discard`). One declared over the size limit is
+        // cut: it would be refused anyway.
         if self.shared.intake.over_memory() {
             let declared = req
                 .headers()
                 .get(http::header::CONTENT_LENGTH)
                 .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
-            if declared.is_some_and(|n| n <= DRAIN_BYTES) {
-                super::discard(req.into_body(), DRAIN_BYTES).await;
+            if declared.is_none_or(|n| n <= self.limit) {
+                super::discard(req.into_body(), self.limit, self.read_timeout).await;
             }
             return Err(Failure {
                 status: StatusCode::SERVICE_UNAVAILABLE,

@@ -43,34 +43,33 @@ impl Transport {
     }
 }
 
-/// Bodies up to this size are read through (and let go) before a memory-limit refusal, so
-/// the connection stays open for the next request; bigger ones are cut (see the HTTP handler).
-pub(crate) const DRAIN_BYTES: usize = 256 * 1024;
-
-/// Reads a request body to its end without keeping it (at most `limit` bytes; false past it,
-/// or on a read error). A refusal sent under a body still arriving makes HTTP/1.1 close the
-/// connection and h2 reset the stream, and past 1,024 resets h2 drops the whole connection:
-/// SDKs see CANCELLED or UNKNOWN, which they do not retry. Each frame is let go as it comes;
-/// even so, draining big bodies under a flood was measured to grow the process (its read
-/// buffers stay with the allocator), so callers cap it at [`DRAIN_BYTES`].
-pub(crate) async fn discard(body: hyper::body::Incoming, limit: usize) -> bool {
+/// Reads a refused request body to its end without keeping it: at most `limit` bytes and
+/// `within`, false past either or on a read error. A refusal sent under a body still arriving
+/// makes HTTP/1.1 close the connection and h2 reset the stream, and past 1,024 resets h2 drops
+/// the whole connection: SDKs see CANCELLED or UNKNOWN, which they do not retry. Each frame is
+/// let go as it comes, so this holds no more than the transport's own read buffer (16 KiB on
+/// HTTP/1.1, the flow-control window on h2).
+pub(crate) async fn discard(
+    body: hyper::body::Incoming,
+    limit: usize,
+    within: std::time::Duration,
+) -> bool {
     use http_body_util::BodyExt;
-    let mut body = body;
-    let mut read = 0usize;
-    while let Some(frame) = body.frame().await {
-        match frame {
-            Ok(f) => {
-                if let Some(data) = f.data_ref() {
-                    read += data.len();
-                    if read > limit {
-                        return false;
-                    }
+    let drain = async {
+        let mut body = body;
+        let mut read = 0usize;
+        while let Some(frame) = body.frame().await {
+            let Ok(frame) = frame else { return false };
+            if let Some(data) = frame.data_ref() {
+                read += data.len();
+                if read > limit {
+                    return false;
                 }
             }
-            Err(_) => return false,
         }
-    }
-    true
+        true
+    };
+    tokio::time::timeout(within, drain).await.unwrap_or(false)
 }
 
 /// State shared by both transports' handlers.
