@@ -8,10 +8,11 @@ use anyhow::Context;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::task::JoinHandle;
 
+use crate::component::listeners::ListenerPool;
 use crate::component::registry::Registry;
+use crate::component::StateRegistry;
 use crate::config::{self, Config};
-use crate::pipeline::{self, Running, StateRegistry};
-use crate::receivers::listeners::ListenerPool;
+use crate::pipeline::{self, Running};
 use crate::telemetry::server::TelemetryServer;
 use crate::telemetry::{logging, Telemetry};
 

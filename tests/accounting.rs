@@ -10,16 +10,17 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use proptest::prelude::*;
+use spangate::component::listeners::ListenerPool;
 use spangate::component::registry::{Problems, Registry};
+use spangate::component::StateRegistry;
 use spangate::component::{
     BoxFuture, BuildError, ExportError, Exporter, ExporterConfig, ExporterContext, ReceiverConfig,
     ReceiverContext, RunningReceiver,
 };
 use spangate::config::{load_sources, Source};
 use spangate::data::SpanBatch;
-use spangate::exporters::helper::{HelperSettings, QueueConfig, RetryConfig};
-use spangate::pipeline::{Fanout, StateRegistry};
-use spangate::receivers::listeners::ListenerPool;
+use spangate::pipeline::Fanout;
+use spangate::settings::queue::{HelperSettings, QueueConfig, RetryConfig};
 use spangate::telemetry::Telemetry;
 
 /// Fan-outs handed over by `inject` receivers, by their `key`.

@@ -122,9 +122,13 @@ service:
                     .await
             }
         };
-        let no_cert =
-            spangate::tls::client_config(Some(c.ca.to_str().unwrap()), None, None, &[b"http/1.1"])
-                .unwrap();
+        let no_cert = spangate::settings::tls::client_config(
+            Some(c.ca.to_str().unwrap()),
+            None,
+            None,
+            &[b"http/1.1"],
+        )
+        .unwrap();
         let client = reqwest::Client::builder()
             .tls_backend_preconfigured(no_cert)
             .build()
@@ -133,7 +137,7 @@ service:
             post(client).await.is_err(),
             "mTLS must refuse a client without a certificate"
         );
-        let with_cert = spangate::tls::client_config(
+        let with_cert = spangate::settings::tls::client_config(
             Some(c.ca.to_str().unwrap()),
             Some(c.client_cert.to_str().unwrap()),
             Some(c.client_key.to_str().unwrap()),

@@ -3,10 +3,12 @@
 //! Receivers push into a [`crate::pipeline::Fanout`]; processors are either inline (a cheap
 //! in-place transform run in the receiving task) or staged (their own task and timers, with a
 //! bounded channel in front); exporters make one attempt per call and leave queueing, retry,
-//! timeouts and metrics to [`crate::exporters::helper`].
+//! timeouts and metrics to the pipeline's queue (`crate::pipeline::queue`).
 
+pub mod listeners;
 pub mod plugin;
 pub mod registry;
+pub mod state;
 
 use std::fmt;
 use std::future::Future;
@@ -18,10 +20,11 @@ use tokio::sync::mpsc;
 
 use crate::config::ComponentId;
 use crate::data::SpanBatch;
-use crate::exporters::helper::HelperSettings;
 use crate::pipeline::{Fanout, Segment};
-use crate::receivers::listeners::ListenerPool;
+use crate::settings::queue::HelperSettings;
 use crate::telemetry::Telemetry;
+pub use listeners::ListenerPool;
+pub use state::StateRegistry;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -108,7 +111,7 @@ pub struct ProcessorContext {
     pub pipeline: ComponentId,
     pub telemetry: Arc<Telemetry>,
     /// State kept across reloads for processors whose config did not change.
-    pub state: Arc<crate::pipeline::StateRegistry>,
+    pub state: Arc<crate::component::StateRegistry>,
 }
 
 pub trait ProcessorConfig: Send + Sync + fmt::Debug {

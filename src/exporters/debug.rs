@@ -12,7 +12,7 @@ use crate::component::{
 use crate::data::attrs::str_attr;
 use crate::data::{heavy, json, SpanBatch};
 use crate::exporter_helper_fields;
-use crate::exporters::helper::HelperSettings;
+use crate::settings::queue::HelperSettings;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -14,7 +14,7 @@ use crate::component::{
 };
 use crate::data::{heavy, json, SpanBatch};
 use crate::exporter_helper_fields;
-use crate::exporters::helper::HelperSettings;
+use crate::settings::queue::HelperSettings;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -2,13 +2,11 @@
 
 pub mod debug;
 pub mod file;
-pub mod helper;
 pub mod jaeger;
 pub mod kafka;
 pub mod otlp;
 pub mod postgres;
 pub mod tempo;
-pub mod tls;
 
 use crate::component::registry::Registry;
 

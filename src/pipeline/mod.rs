@@ -4,9 +4,9 @@
 //! pipeline that names it; processors are instanced per pipeline; an exporter id is one instance
 //! with one queue shared by its pipelines.
 
+pub mod queue;
 pub mod segment;
 pub mod shutdown;
-pub mod state;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -17,11 +17,10 @@ use tokio::task::JoinHandle;
 use crate::component::{
     BuildError, ExporterContext, Processor, ProcessorContext, ReceiverContext, RunningReceiver,
 };
+use crate::component::{ListenerPool, StateRegistry};
 use crate::config::{ComponentId, Config};
-use crate::receivers::listeners::ListenerPool;
 use crate::telemetry::Telemetry;
 pub use segment::{Fanout, Head, Hop, Inline, Refusal, Segment};
-pub use state::StateRegistry;
 
 /// A started graph. Dropping it does not stop it; call [`Running::shutdown`].
 pub struct Running {
@@ -75,7 +74,7 @@ async fn build(
             };
             let exporter = cfg.build(&ctx)?;
             let (handle, task) =
-                crate::exporters::helper::start(id, exporter, cfg.helper(), telemetry)
+                crate::pipeline::queue::start(id, exporter, cfg.helper(), telemetry)
                     .map_err(|e| BuildError::new(id, e))?;
             running.exporters.push((id.clone(), task));
             exporters.insert(id.clone(), handle);

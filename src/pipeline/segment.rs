@@ -9,8 +9,8 @@ use tokio::sync::mpsc;
 
 use crate::component::{InlineProcessor, Verdict};
 use crate::data::SpanBatch;
-use crate::exporters::helper::queue::{DirectExport, QueueFull, Slot};
-use crate::exporters::helper::ExporterHandle;
+use crate::pipeline::queue::ExporterHandle;
+use crate::pipeline::queue::{DirectExport, QueueFull, Slot};
 use crate::telemetry::metrics::{Counter, Gauge};
 
 pub struct Inline {

@@ -2,7 +2,6 @@
 
 pub mod intake;
 pub mod kafka;
-pub mod listeners;
 pub mod otlp;
 
 use crate::component::registry::Registry;

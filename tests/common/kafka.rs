@@ -217,7 +217,7 @@ impl Broker {
 /// certificate signed by the test CA when `mtls`) and relays the bytes to `upstream`. Tansu
 /// serves plaintext only, so this plays the broker's TLS listener.
 pub fn tls_front(port: u16, upstream: u16, certs: &super::Certs, mtls: bool) {
-    let config = spangate::tls::server_config(
+    let config = spangate::settings::tls::server_config(
         certs.server_cert.to_str().unwrap(),
         certs.server_key.to_str().unwrap(),
         mtls.then(|| certs.ca.to_str().unwrap()),

@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use crate::component::registry::Problems;
 use crate::component::{BuildError, Exporter, ExporterConfig, ExporterContext};
-use crate::exporters::helper::HelperSettings;
 use crate::exporters::otlp::config::{parse_settled, OtlpExporterConfig, Protocol};
+use crate::settings::queue::HelperSettings;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum JaegerProtocol {

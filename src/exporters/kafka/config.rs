@@ -7,17 +7,8 @@ use serde::Deserialize;
 use crate::component::registry::{parse_config, Check, Problems};
 use crate::component::{BuildError, Exporter, ExporterConfig, ExporterContext};
 use crate::exporter_helper_fields;
-use crate::exporters::helper::HelperSettings;
-
-#[derive(Debug, Clone, Copy, PartialEq, Default, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Encoding {
-    /// One protobuf `ExportTraceServiceRequest` per message.
-    #[default]
-    OtlpProto,
-    /// One OTLP/JSON `ExportTraceServiceRequest` per message.
-    OtlpJson,
-}
+pub use crate::settings::kafka::Encoding;
+use crate::settings::queue::HelperSettings;
 
 #[derive(Debug, Clone, Copy, PartialEq, Default, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -68,10 +59,10 @@ exporter_helper_fields! {
         pub max_message_bytes: usize,
         /// `sasl: { mechanism, username, password }` (and the contrib's older `tls` place).
         #[serde(default)]
-        pub auth: Option<crate::kafka::Auth>,
+        pub auth: Option<crate::settings::kafka::Auth>,
         /// TLS to the brokers: `{ insecure, insecure_skip_verify, ca_file, cert_file, key_file }`.
         #[serde(default)]
-        pub tls: Option<crate::kafka::Tls>,
+        pub tls: Option<crate::settings::kafka::Tls>,
     }
 }
 
@@ -90,8 +81,8 @@ fn default_client_id() -> String {
 }
 
 impl KafkaExporterConfig {
-    pub fn security(&self) -> crate::kafka::Security<'_> {
-        crate::kafka::Security::new(&self.auth, &self.tls)
+    pub fn security(&self) -> crate::settings::kafka::Security<'_> {
+        crate::settings::kafka::Security::new(&self.auth, &self.tls)
     }
 }
 
@@ -136,7 +127,7 @@ impl ExporterConfig for KafkaExporterConfig {
         Ok(Arc::new(
             super::KafkaExporter::new(
                 self,
-                crate::kafka::ClientLog::new(&ctx.id.to_string(), &ctx.telemetry),
+                crate::settings::kafka::ClientLog::new(&ctx.id.to_string(), &ctx.telemetry),
             )
             .map_err(|e| BuildError::new(&ctx.id, e))?,
         ))

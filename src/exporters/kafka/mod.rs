@@ -18,7 +18,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 
-use crate::kafka::{ClientLog, LoggingContext};
+use crate::settings::kafka::{ClientLog, LoggingContext};
 
 use crate::component::{BoxFuture, ExportError, Exporter};
 use crate::data::attrs::str_attr;

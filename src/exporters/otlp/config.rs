@@ -9,8 +9,8 @@ use serde::Deserialize;
 use crate::component::registry::{parse_config, Check, Problems};
 use crate::component::{BuildError, Exporter, ExporterConfig, ExporterContext};
 use crate::exporter_helper_fields;
-use crate::exporters::helper::HelperSettings;
-use crate::exporters::tls::ClientTls;
+use crate::settings::client_tls::ClientTls;
+use crate::settings::queue::HelperSettings;
 
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -87,7 +87,7 @@ impl Check for OtlpExporterConfig {
         if self.endpoint.trim().is_empty() {
             out.push(("endpoint".into(), "must not be empty".into()));
         }
-        let url = crate::exporters::tls::endpoint_url(&self.endpoint, &self.tls);
+        let url = crate::settings::client_tls::endpoint_url(&self.endpoint, &self.tls);
         if url.parse::<http::Uri>().is_err() {
             out.push((
                 "endpoint".into(),

@@ -15,7 +15,7 @@ use tower::{Service, ServiceExt};
 use super::config::{Compression, OtlpExporterConfig};
 use crate::component::{BoxFuture, ExportError, Exporter};
 use crate::data::{gzip, heavy, rpc, SpanBatch};
-use crate::exporters::tls::endpoint_url;
+use crate::settings::client_tls::endpoint_url;
 
 const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 

@@ -10,7 +10,7 @@ use prost::Message;
 use super::config::{Compression, Encoding, OtlpExporterConfig};
 use crate::component::{BoxFuture, ExportError, Exporter};
 use crate::data::{gzip, heavy, json, rpc::RpcStatus, SpanBatch};
-use crate::exporters::tls::endpoint_url;
+use crate::settings::client_tls::endpoint_url;
 
 pub struct HttpExporter {
     client: reqwest::Client,
@@ -23,7 +23,7 @@ pub struct HttpExporter {
 #[derive(Debug, thiserror::Error)]
 pub enum HttpSetupError {
     #[error("{0}")]
-    Tls(#[from] crate::tls::TlsError),
+    Tls(#[from] crate::settings::tls::TlsError),
     #[error("http client: {0}")]
     Client(#[from] reqwest::Error),
     #[error("invalid header {0}")]

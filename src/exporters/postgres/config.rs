@@ -10,7 +10,7 @@ use crate::component::registry::{parse_config, Check, Problems};
 use crate::component::{BuildError, Exporter, ExporterConfig, ExporterContext};
 use crate::config::secret::Secret;
 use crate::exporter_helper_fields;
-use crate::exporters::helper::HelperSettings;
+use crate::settings::queue::HelperSettings;
 
 exporter_helper_fields! {
     #[derive(Debug, Clone, Deserialize)]

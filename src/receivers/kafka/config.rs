@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use crate::component::registry::{parse_config, Check, Problems};
 use crate::component::{BoxFuture, BuildError, ReceiverConfig, ReceiverContext, RunningReceiver};
-pub use crate::exporters::kafka::config::Encoding;
+pub use crate::settings::kafka::Encoding;
 
 #[derive(Debug, Clone, Copy, PartialEq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -60,10 +60,10 @@ pub struct KafkaReceiverConfig {
     pub max_attribute_value_length: Option<usize>,
     /// `sasl: { mechanism, username, password }` (and the contrib's older `tls` place).
     #[serde(default)]
-    pub auth: Option<crate::kafka::Auth>,
+    pub auth: Option<crate::settings::kafka::Auth>,
     /// TLS to the brokers: `{ insecure, insecure_skip_verify, ca_file, cert_file, key_file }`.
     #[serde(default)]
-    pub tls: Option<crate::kafka::Tls>,
+    pub tls: Option<crate::settings::kafka::Tls>,
 }
 
 fn default_group() -> String {
@@ -84,8 +84,8 @@ impl KafkaReceiverConfig {
         }
     }
 
-    pub fn security(&self) -> crate::kafka::Security<'_> {
-        crate::kafka::Security::new(&self.auth, &self.tls)
+    pub fn security(&self) -> crate::settings::kafka::Security<'_> {
+        crate::settings::kafka::Security::new(&self.auth, &self.tls)
     }
 
     pub fn topic(&self) -> String {

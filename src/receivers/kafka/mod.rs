@@ -35,7 +35,7 @@ const DRAIN_WAIT: Duration = Duration::from_secs(30);
 
 struct Ctx {
     offsets: Arc<Offsets>,
-    log: crate::kafka::ClientLog,
+    log: crate::settings::kafka::ClientLog,
 }
 
 impl ClientContext for Ctx {
@@ -121,7 +121,7 @@ pub async fn start(
         .set("queued.max.messages.kbytes", "16384")
         .create_with_context(Ctx {
             offsets: offsets.clone(),
-            log: crate::kafka::ClientLog::new(&ctx.id.to_string(), &ctx.telemetry),
+            log: crate::settings::kafka::ClientLog::new(&ctx.id.to_string(), &ctx.telemetry),
         })
         .map_err(|e| BuildError::new(&ctx.id, format!("kafka consumer: {e}")))?;
     let topic = cfg.topic();

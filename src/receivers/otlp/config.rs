@@ -162,8 +162,8 @@ impl TlsServerSettings {
     pub fn server_config(
         &self,
         alpn: &[&[u8]],
-    ) -> Result<Arc<rustls::ServerConfig>, crate::tls::TlsError> {
-        crate::tls::server_config(
+    ) -> Result<Arc<rustls::ServerConfig>, crate::settings::tls::TlsError> {
+        crate::settings::tls::server_config(
             &self.cert_file,
             &self.key_file,
             self.client_ca_file.as_deref(),

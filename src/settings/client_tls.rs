@@ -35,8 +35,11 @@ impl ClientTls {
         }
     }
 
-    pub fn rustls(&self, alpn: &[&[u8]]) -> Result<rustls::ClientConfig, crate::tls::TlsError> {
-        crate::tls::client_config(
+    pub fn rustls(
+        &self,
+        alpn: &[&[u8]],
+    ) -> Result<rustls::ClientConfig, crate::settings::tls::TlsError> {
+        crate::settings::tls::client_config(
             self.ca_file.as_deref(),
             self.cert_file.as_deref(),
             self.key_file.as_deref(),

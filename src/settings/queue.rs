@@ -1,17 +1,12 @@
-//! What every exporter shares, in the OpenTelemetry Collector's exporterhelper order:
-//! sending queue -> consumers -> retry with backoff -> timeout -> one attempt -> metrics.
-
-pub mod disk;
-pub mod queue;
-pub mod retry;
-pub mod wal;
+//! The settings every exporter takes, in the OpenTelemetry Collector's exporterhelper terms:
+//! `sending_queue`, `retry_on_failure`, `timeout`. The queue itself is the pipeline's
+//! (`pipeline::queue`).
 
 use std::time::Duration;
 
 use serde::Deserialize;
 
-pub use queue::{start, ExporterHandle};
-pub use retry::RetryConfig;
+pub use super::retry::RetryConfig;
 
 /// `sending_queue`: in memory, or on disk with `storage`.
 #[derive(Debug, Clone, Deserialize)]
@@ -130,19 +125,19 @@ macro_rules! exporter_helper_fields {
         pub struct $name {
             $($body)*
             /// Time limit of one export attempt (default 5s).
-            #[serde(default = "crate::exporters::helper::default_timeout", with = "crate::config::duration")]
+            #[serde(default = "crate::settings::queue::default_timeout", with = "crate::config::duration")]
             pub timeout: std::time::Duration,
             /// Retry with exponential backoff on retryable errors.
             #[serde(default)]
-            pub retry_on_failure: $crate::exporters::helper::RetryConfig,
+            pub retry_on_failure: $crate::settings::queue::RetryConfig,
             /// The bounded queue in front of the exporter.
             #[serde(default)]
-            pub sending_queue: $crate::exporters::helper::QueueConfig,
+            pub sending_queue: $crate::settings::queue::QueueConfig,
         }
 
         impl $name {
-            pub fn helper_settings(&self) -> $crate::exporters::helper::HelperSettings {
-                $crate::exporters::helper::HelperSettings {
+            pub fn helper_settings(&self) -> $crate::settings::queue::HelperSettings {
+                $crate::settings::queue::HelperSettings {
                     timeout: self.timeout,
                     retry: self.retry_on_failure.clone(),
                     queue: self.sending_queue.clone(),

@@ -14,8 +14,8 @@ use std::time::Duration;
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
 
-use super::queue::{Queued, Runner};
 use super::wal::{Wal, WalError};
+use super::{Queued, Runner};
 use crate::data::{blocking_io, SpanBatch};
 use crate::telemetry::metrics::Gauge;
 

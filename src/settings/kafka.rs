@@ -18,6 +18,17 @@ use crate::telemetry::Telemetry;
 use crate::component::registry::Problems;
 use crate::config::secret::Secret;
 
+/// How spans are written into (and read from) a Kafka message.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Encoding {
+    /// One protobuf `ExportTraceServiceRequest` per message.
+    #[default]
+    OtlpProto,
+    /// One OTLP/JSON `ExportTraceServiceRequest` per message.
+    OtlpJson,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
 pub enum Mechanism {
     #[serde(rename = "PLAIN", alias = "plain")]
@@ -133,13 +144,13 @@ impl<'a> Security<'a> {
             // librdkafka reads the files itself, later; read them now for a clear error.
             for (key, file) in [("ca_file", &t.ca_file), ("cert_file", &t.cert_file)] {
                 if let Some(f) = file {
-                    if let Err(e) = crate::tls::load_certs(f) {
+                    if let Err(e) = crate::settings::tls::load_certs(f) {
                         out.push((format!("{at}.{key}"), e.to_string()));
                     }
                 }
             }
             if let Some(f) = &t.key_file {
-                if let Err(e) = crate::tls::load_key(f) {
+                if let Err(e) = crate::settings::tls::load_key(f) {
                     out.push((format!("{at}.key_file"), e.to_string()));
                 }
             }

@@ -4,20 +4,23 @@
 //! spans as sent or failed exactly once, including when the task holding it is aborted at the
 //! shutdown deadline or the queue is dropped with batches still in it.
 
+pub mod disk;
+pub mod wal;
+
 use std::sync::Arc;
 use tokio::time::Instant;
 
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::{JoinHandle, JoinSet};
 
-use super::disk::{self, DiskQueue, DiskSlot};
-use super::wal::WalError;
-use super::HelperSettings;
 use crate::component::{ExportError, Exporter};
 use crate::config::ComponentId;
 use crate::data::SpanBatch;
+use crate::settings::queue::HelperSettings;
 use crate::telemetry::metrics::{Counter, Gauge, Histogram};
 use crate::telemetry::Telemetry;
+use disk::{DiskQueue, DiskSlot};
+use wal::WalError;
 
 /// One exporter with its metrics and settings; runs export attempts with retry.
 pub struct Runner {
@@ -368,7 +371,7 @@ pub(crate) async fn wait_until(mut f: impl FnMut() -> bool) {
 mod tests {
     use super::*;
     use crate::component::BoxFuture;
-    use crate::exporters::helper::{QueueConfig, RetryConfig};
+    use crate::settings::queue::{QueueConfig, RetryConfig};
     use std::sync::atomic::{AtomicU32, Ordering};
     use std::time::Duration;
 
