@@ -59,6 +59,7 @@ fn inline(yaml: &str, kind: &str) -> Box<dyn InlineProcessor> {
         pipeline: ComponentId::parse("traces").unwrap(),
         telemetry: Arc::new(spangate::telemetry::Telemetry::default()),
         state: Default::default(),
+        session: Default::default(),
     };
     match cfg.build(&ctx).unwrap() {
         Processor::Inline(p) => p,

@@ -11,7 +11,7 @@ use tokio::task::JoinHandle;
 use crate::component::listeners::ListenerPool;
 use crate::component::registry::Registry;
 use crate::component::StateRegistry;
-use crate::config::{self, Config};
+use crate::pipeline::config::{self, Config};
 use crate::pipeline::{self, Running};
 use crate::telemetry::server::TelemetryServer;
 use crate::telemetry::{logging, Telemetry};

@@ -7,6 +7,7 @@
 pub mod app;
 pub mod cli;
 pub mod component;
+pub mod components;
 pub mod config;
 pub mod data;
 pub mod exporters;

@@ -14,18 +14,17 @@ use spangate::component::listeners::ListenerPool;
 use spangate::component::registry::{Problems, Registry};
 use spangate::component::StateRegistry;
 use spangate::component::{
-    BoxFuture, BuildError, ExportError, Exporter, ExporterConfig, ExporterContext, ReceiverConfig,
-    ReceiverContext, RunningReceiver,
+    BoxFuture, BuildError, Consumer, ExportError, Exporter, ExporterConfig, ExporterContext,
+    ReceiverConfig, ReceiverContext, RunningReceiver,
 };
-use spangate::config::{load_sources, Source};
 use spangate::data::SpanBatch;
-use spangate::pipeline::Fanout;
+use spangate::pipeline::config::{load_sources, Source};
 use spangate::settings::queue::{HelperSettings, QueueConfig, RetryConfig};
 use spangate::telemetry::Telemetry;
 
 /// Fan-outs handed over by `inject` receivers, by their `key`.
-fn fanouts() -> &'static Mutex<HashMap<String, Arc<Fanout>>> {
-    static F: OnceLock<Mutex<HashMap<String, Arc<Fanout>>>> = OnceLock::new();
+fn fanouts() -> &'static Mutex<HashMap<String, Arc<dyn Consumer>>> {
+    static F: OnceLock<Mutex<HashMap<String, Arc<dyn Consumer>>>> = OnceLock::new();
     F.get_or_init(Default::default)
 }
 

@@ -1,6 +1,6 @@
 //! What every component implements, and the registry that maps config types to factories.
 //!
-//! Receivers push into a [`crate::pipeline::Fanout`]; processors are either inline (a cheap
+//! Receivers push into a [`Consumer`]; processors are either inline (a cheap
 //! in-place transform run in the receiving task) or staged (their own task and timers, with a
 //! bounded channel in front); exporters make one attempt per call and leave queueing, retry,
 //! timeouts and metrics to the pipeline's queue (`crate::pipeline::queue`).
@@ -8,6 +8,7 @@
 pub mod listeners;
 pub mod plugin;
 pub mod registry;
+pub mod session;
 pub mod state;
 
 use std::fmt;
@@ -20,10 +21,10 @@ use tokio::sync::mpsc;
 
 use crate::config::ComponentId;
 use crate::data::SpanBatch;
-use crate::pipeline::{Fanout, Segment};
 use crate::settings::queue::HelperSettings;
 use crate::telemetry::Telemetry;
 pub use listeners::ListenerPool;
+pub use session::{SessionLink, Sessions};
 pub use state::StateRegistry;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -45,10 +46,39 @@ impl BuildError {
     }
 }
 
+/// Why a consumer could not take a batch; the receiver answers with a retryable status.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Refusal {
+    /// A pipeline's first hop is full; retry later.
+    Full,
+    /// A processor refused (rate limit); retry after the hint.
+    Refused { retry_after: Duration },
+    /// The process is near `service.memory_limit_mib`; retry later.
+    Memory,
+}
+
+/// What a receiver pushes into: every pipeline that names it (the pipeline's fan-out).
+pub trait Consumer: Send + Sync {
+    /// All or nothing: every pipeline gets its copy, or none does and the caller refuses.
+    fn consume(&self, batch: SpanBatch) -> BoxFuture<'_, Result<(), Refusal>>;
+    /// True when every pipeline fed ends in disk queues through processors that hold spans
+    /// briefly: a receiver can then answer once its spans are on disk.
+    fn durable(&self) -> bool;
+    /// True while a disk queue behind it cannot write (a full disk).
+    fn unwritable(&self) -> bool;
+}
+
+/// Where a staged processor sends what it releases: the rest of its pipeline.
+pub trait Output: Send + Sync {
+    /// Processes and forwards a batch, waiting for room (the backpressure that eventually
+    /// makes receivers refuse).
+    fn send(&self, batch: SpanBatch) -> BoxFuture<'_, ()>;
+}
+
 /// What a receiver needs to start.
 pub struct ReceiverContext {
     pub id: ComponentId,
-    pub fanout: Arc<Fanout>,
+    pub fanout: Arc<dyn Consumer>,
     pub telemetry: Arc<Telemetry>,
     pub listeners: Arc<ListenerPool>,
 }
@@ -97,7 +127,7 @@ pub trait StagedProcessor: Send {
     fn run(
         self: Box<Self>,
         input: mpsc::Receiver<SpanBatch>,
-        output: Segment,
+        output: Box<dyn Output>,
     ) -> BoxFuture<'static, ()>;
 }
 
@@ -112,6 +142,8 @@ pub struct ProcessorContext {
     pub telemetry: Arc<Telemetry>,
     /// State kept across reloads for processors whose config did not change.
     pub state: Arc<crate::component::StateRegistry>,
+    /// The pipeline's session link (shared by its `session` and `tail_sampling`).
+    pub session: Arc<SessionLink>,
 }
 
 pub trait ProcessorConfig: Send + Sync + fmt::Debug {

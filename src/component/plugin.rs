@@ -13,13 +13,6 @@ use super::{BuildError, InlineProcessor, Processor, ProcessorConfig, ProcessorCo
 use crate::data::SpanBatch;
 use crate::telemetry::Telemetry;
 
-/// Registers every plugin this binary was built with.
-pub fn register_compiled_in(r: &mut Registry) {
-    #[cfg(feature = "plugin-span-name-normalizer")]
-    register(r, Arc::new(span_name_normalizer::Plugin));
-    let _ = r;
-}
-
 /// Registers one plugin processor under its type name.
 pub fn register(r: &mut Registry, plugin: Arc<dyn ProcessorPlugin>) {
     let kind = plugin.kind();

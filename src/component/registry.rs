@@ -1,4 +1,5 @@
-//! Config type name -> factory. Built-ins register here; plugins add theirs the same way.
+//! Config type name -> factory: a lookup table. What fills it for this binary is
+//! `crate::components` (`Registry::builtin`); plugins and tests add theirs the same way.
 
 use std::sync::Arc;
 
@@ -7,8 +8,7 @@ use serde_json::Value;
 
 use super::{ExporterConfig, ProcessorConfig, ReceiverConfig};
 
-/// (field path inside the component, problem).
-pub type Problems = Vec<(String, String)>;
+pub use crate::config::Problems;
 /// Parses and checks one component's config (a closure, so plugins can sit behind it).
 pub type ParseFn<C> = Arc<dyn Fn(&Value) -> Result<Arc<C>, Problems> + Send + Sync>;
 
@@ -41,16 +41,6 @@ impl Registry {
             processors: Vec::new(),
             exporters: Vec::new(),
         }
-    }
-
-    /// Every component compiled into this binary.
-    pub fn builtin() -> Self {
-        let mut r = Registry::empty();
-        crate::receivers::register(&mut r);
-        crate::processors::register(&mut r);
-        crate::exporters::register(&mut r);
-        super::plugin::register_compiled_in(&mut r);
-        r
     }
 
     pub fn add_receiver(

@@ -4,6 +4,10 @@ use std::fmt;
 
 use super::yaml::{LineMap, Location};
 
+/// A component config's problems: (field path inside the component, problem), before the
+/// loader prefixes the component's path and finds the line.
+pub type Problems = Vec<(String, String)>;
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Diagnostic {
     /// Dotted field path, e.g. `processors.batch.timeout`; empty for whole-file problems.

@@ -4,6 +4,8 @@
 //! pipeline that names it; processors are instanced per pipeline; an exporter id is one instance
 //! with one queue shared by its pipelines.
 
+pub mod config;
+pub mod graph;
 pub mod queue;
 pub mod segment;
 pub mod shutdown;
@@ -17,10 +19,12 @@ use tokio::task::JoinHandle;
 use crate::component::{
     BuildError, ExporterContext, Processor, ProcessorContext, ReceiverContext, RunningReceiver,
 };
-use crate::component::{ListenerPool, StateRegistry};
-use crate::config::{ComponentId, Config};
+use crate::component::{ListenerPool, SessionLink, StateRegistry};
+use crate::config::ComponentId;
 use crate::telemetry::Telemetry;
-pub use segment::{Fanout, Head, Hop, Inline, Refusal, Segment};
+pub use config::{load, load_sources, Config, Source};
+pub use graph::PipelineSpec;
+pub use segment::{Fanout, Head, Hop, Inline, Segment};
 
 /// A started graph. Dropping it does not stop it; call [`Running::shutdown`].
 pub struct Running {
@@ -93,12 +97,22 @@ async fn build(
         let mut inline: Vec<Inline> = Vec::new();
         // Walk back from the exporters: inline processors gather in front of the current hop
         // until a staged processor takes them (and the hop) as its output.
+        // Kept across reloads like processor state: a tail sampler whose store survives a
+        // reload still reaches the session index through it.
+        let session = state
+            .reuse_or_insert(
+                &format!("session-link:{}", spec.id),
+                "",
+                SessionLink::default,
+            )
+            .0;
         for id in spec.processors.iter().rev() {
             let ctx = ProcessorContext {
                 id: id.clone(),
                 pipeline: spec.id.clone(),
                 telemetry: telemetry.clone(),
                 state: state.clone(),
+                session: session.clone(),
             };
             let label = id.to_string();
             match config.processors[id].build(&ctx)? {
@@ -117,7 +131,7 @@ async fn build(
                         next: hop,
                     };
                     let durable = p.holds_briefly() && output.durable();
-                    let task = tokio::spawn(p.run(rx, output));
+                    let task = tokio::spawn(p.run(rx, Box::new(output)));
                     running.stages.push((format!("{pipeline}/{label}"), task));
                     hop = Hop::Stage {
                         tx,

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use crate::component::{InlineProcessor, Verdict};
+use crate::component::{BoxFuture, Consumer, InlineProcessor, Output, Refusal, Verdict};
 use crate::data::SpanBatch;
 use crate::pipeline::queue::ExporterHandle;
 use crate::pipeline::queue::{DirectExport, QueueFull, Slot};
@@ -142,17 +142,6 @@ impl Segment {
     }
 }
 
-/// Why a receiver could not hand a request to its pipelines.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Refusal {
-    /// A pipeline's first hop is full; retry later.
-    Full,
-    /// A processor refused (rate limit); retry after the hint.
-    Refused { retry_after: Duration },
-    /// The process is near `service.memory_limit_mib`; retry later.
-    Memory,
-}
-
 /// The first segment of one pipeline, as a receiver sees it.
 pub struct Head {
     pub pipeline: String,
@@ -223,6 +212,24 @@ impl Fanout {
             d.run().await;
         }
         written
+    }
+}
+
+impl Consumer for Fanout {
+    fn consume(&self, batch: SpanBatch) -> BoxFuture<'_, Result<(), Refusal>> {
+        Box::pin(Fanout::consume(self, batch))
+    }
+    fn durable(&self) -> bool {
+        Fanout::durable(self)
+    }
+    fn unwritable(&self) -> bool {
+        Fanout::unwritable(self)
+    }
+}
+
+impl Output for Segment {
+    fn send(&self, batch: SpanBatch) -> BoxFuture<'_, ()> {
+        Box::pin(Segment::send(self, batch))
     }
 }
 

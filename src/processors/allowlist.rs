@@ -241,6 +241,7 @@ mod tests {
             pipeline: crate::config::ComponentId::parse("traces").unwrap(),
             telemetry: Arc::new(crate::telemetry::Telemetry::default()),
             state: Default::default(),
+            session: Default::default(),
         };
         let Processor::Inline(p) = cfg.build(&ctx).unwrap() else {
             panic!("inline")

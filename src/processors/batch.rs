@@ -10,11 +10,11 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::component::registry::{parse_config, Check, Problems};
+use crate::component::Output;
 use crate::component::{
     BoxFuture, BuildError, Processor, ProcessorConfig, ProcessorContext, StagedProcessor,
 };
 use crate::data::SpanBatch;
-use crate::pipeline::Segment;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -81,7 +81,7 @@ impl StagedProcessor for Batcher {
     fn run(
         self: Box<Self>,
         input: mpsc::Receiver<SpanBatch>,
-        output: Segment,
+        output: Box<dyn Output>,
     ) -> BoxFuture<'static, ()> {
         Box::pin(run(self.config, input, output))
     }
@@ -107,7 +107,7 @@ fn ready(pending: &mut Option<SpanBatch>, cfg: &BatchConfig, all: bool) -> Vec<S
     out
 }
 
-async fn run(cfg: BatchConfig, mut input: mpsc::Receiver<SpanBatch>, output: Segment) {
+async fn run(cfg: BatchConfig, mut input: mpsc::Receiver<SpanBatch>, output: Box<dyn Output>) {
     let mut pending: Option<SpanBatch> = None;
     let mut deadline: Option<Instant> = None;
     loop {

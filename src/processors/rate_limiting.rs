@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
-use super::tail_sampling::cache::SampledCache as RecentIds;
 use super::token_bucket::Bucket;
+use super::trace_cache::SampledCache as RecentIds;
 use crate::component::registry::{parse_config, Check, Problems};
 use crate::component::{
     BuildError, InlineProcessor, Processor, ProcessorConfig, ProcessorContext, Verdict,

@@ -8,11 +8,11 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 
+use crate::component::{Consumer, Refusal};
 use crate::config::ComponentId;
 use crate::data::ack::Ack;
 use crate::data::limits::{self, AttrLimits};
 use crate::data::{count_spans, validate, SpanBatch};
-use crate::pipeline::{Fanout, Refusal};
 use crate::telemetry::metrics::Counter;
 use crate::telemetry::Telemetry;
 
@@ -53,7 +53,7 @@ pub fn check_limits(limits: &AttrLimits, out: &mut Vec<(String, String)>) {
 
 pub struct Intake {
     pub id: ComponentId,
-    fanout: Arc<Fanout>,
+    fanout: Arc<dyn Consumer>,
     telemetry: Arc<Telemetry>,
     /// Accepted-span counters by transport label, resolved once.
     accepted: HashMap<&'static str, Counter>,
@@ -65,7 +65,7 @@ pub struct Intake {
 impl Intake {
     pub fn new(
         id: ComponentId,
-        fanout: Arc<Fanout>,
+        fanout: Arc<dyn Consumer>,
         telemetry: Arc<Telemetry>,
         transports: &[&'static str],
     ) -> Self {

@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use crate::component::registry::Problems;
+use crate::config::Problems;
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -15,8 +15,8 @@ use serde::Deserialize;
 use crate::telemetry::metrics::Counter;
 use crate::telemetry::Telemetry;
 
-use crate::component::registry::Problems;
 use crate::config::secret::Secret;
+use crate::config::Problems;
 
 /// How spans are written into (and read from) a Kafka message.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Deserialize)]

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use crate::component::registry::Problems;
 use crate::component::{BuildError, Exporter, ExporterConfig, ExporterContext};
-use crate::exporters::otlp::config::{parse_settled, OtlpExporterConfig, Protocol};
+use crate::exporters::otlp_client::config::{parse_settled, OtlpExporterConfig, Protocol};
 use crate::settings::queue::HelperSettings;
 
 #[derive(Debug, Clone, Copy, PartialEq)]

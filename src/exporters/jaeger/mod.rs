@@ -12,8 +12,8 @@ use prost::Message;
 
 use crate::component::{BoxFuture, ExportError, Exporter};
 use crate::data::{heavy, SpanBatch};
-use crate::exporters::otlp::grpc::GrpcExporter;
-use crate::exporters::otlp::http::HttpExporter;
+use crate::exporters::otlp_client::grpc::GrpcExporter;
+use crate::exporters::otlp_client::http::HttpExporter;
 use config::{JaegerExporterConfig, JaegerProtocol};
 use model::{PostSpansRequest, POST_SPANS_PATH};
 

@@ -9,7 +9,7 @@ use crate::component::registry::{parse_config, Check, Problems};
 use crate::component::{BuildError, Exporter, ExporterConfig, ExporterContext};
 use crate::config::secret::Secret;
 use crate::data::json::encode_base64;
-use crate::exporters::otlp::config::{parse_settled, OtlpExporterConfig, Protocol};
+use crate::exporters::otlp_client::config::{parse_settled, OtlpExporterConfig, Protocol};
 use crate::settings::queue::HelperSettings;
 
 #[derive(Debug, Clone, Deserialize)]

@@ -15,9 +15,9 @@ use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
 use crate::component::{BoxFuture, ExportError, Exporter};
 use crate::data::attrs::str_attr;
 use crate::data::SpanBatch;
-use crate::exporters::otlp::config::Protocol;
-use crate::exporters::otlp::grpc::GrpcExporter;
-use crate::exporters::otlp::http::HttpExporter;
+use crate::exporters::otlp_client::config::Protocol;
+use crate::exporters::otlp_client::grpc::GrpcExporter;
+use crate::exporters::otlp_client::http::HttpExporter;
 use config::{TempoExporterConfig, TENANT_HEADER};
 
 enum Inner {

@@ -13,7 +13,7 @@
 
 pub mod index;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use opentelemetry_proto::tonic::common::v1::{any_value::Value, KeyValue};
@@ -22,7 +22,8 @@ use serde::Deserialize;
 
 use crate::component::registry::{parse_config, Check, Problems};
 use crate::component::{
-    BuildError, InlineProcessor, Processor, ProcessorConfig, ProcessorContext, Verdict,
+    BuildError, InlineProcessor, Processor, ProcessorConfig, ProcessorContext, SessionLink,
+    Sessions, Verdict,
 };
 use crate::data::attrs::{set_attr, str_attr};
 use crate::data::{trace_key, SpanBatch};
@@ -89,27 +90,23 @@ pub fn parse(v: &serde_json::Value) -> Result<Arc<dyn ProcessorConfig>, Problems
     Ok(Arc::new(parse_config::<SessionConfig>(v)?))
 }
 
-/// How a tail sampler in the same pipeline finds the session index (whichever of the two is
-/// built first creates it; the session processor fills it).
-#[derive(Default)]
-pub struct SessionLink {
-    slot: Mutex<Option<(Arc<SessionIndex>, String)>>,
+/// What a tail sampler in the same pipeline asks of the session index.
+impl Sessions for Stamped {
+    fn session_kept(&self, trace_id: u128, now: Instant) -> bool {
+        self.index.session_kept(trace_id, now)
+    }
+    fn mark_kept(&self, trace_id: u128, now: Instant) {
+        self.index.mark_kept(trace_id, now)
+    }
+    fn stamp_all(&self, rs: &mut [ResourceSpans], now: Instant) {
+        stamp_all(&self.index, &self.stamp, rs, now)
+    }
 }
 
-impl SessionLink {
-    pub fn for_pipeline(ctx: &ProcessorContext) -> Arc<SessionLink> {
-        let key = format!("session-link:{}", ctx.pipeline);
-        ctx.state.reuse_or_insert(&key, "", SessionLink::default).0
-    }
-
-    /// The index and the stamp attribute, when a session processor runs in the pipeline.
-    pub fn get(&self) -> Option<(Arc<SessionIndex>, String)> {
-        self.slot.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    fn set(&self, index: Arc<SessionIndex>, stamp: String) {
-        *self.slot.lock().unwrap_or_else(|p| p.into_inner()) = Some((index, stamp));
-    }
+/// The index with the attribute its sessions are stamped into.
+struct Stamped {
+    index: Arc<SessionIndex>,
+    stamp: String,
 }
 
 impl ProcessorConfig for SessionConfig {
@@ -119,13 +116,15 @@ impl ProcessorConfig for SessionConfig {
         let (index, _) = ctx.state.reuse_or_insert(&key, &format!("{self:?}"), || {
             SessionIndex::new(self.ttl, self.max_sessions)
         });
-        let link = SessionLink::for_pipeline(ctx);
-        link.set(index.clone(), self.stamp_attribute.clone());
+        ctx.session.set(Arc::new(Stamped {
+            index: index.clone(),
+            stamp: self.stamp_attribute.clone(),
+        }));
         let processor = SessionProcessor {
             index,
             keys: self.key_attributes.clone(),
             stamp: self.stamp_attribute.clone(),
-            _link: link,
+            _link: ctx.session.clone(),
         };
         if self.hold.is_zero() {
             Ok(Processor::Inline(Box::new(processor)))
@@ -224,9 +223,9 @@ mod hold {
     use tokio::time::Instant;
 
     use super::{stamp_all, SessionProcessor};
+    use crate::component::Output;
     use crate::component::{BoxFuture, StagedProcessor};
     use crate::data::SpanBatch;
-    use crate::pipeline::Segment;
 
     /// Spans held at most; past it the oldest batches leave before their hold ends.
     const MAX_HELD_SPANS: usize = 65_536;
@@ -240,13 +239,13 @@ mod hold {
         fn run(
             self: Box<Self>,
             input: mpsc::Receiver<SpanBatch>,
-            output: Segment,
+            output: Box<dyn Output>,
         ) -> BoxFuture<'static, ()> {
             Box::pin(run(*self, input, output))
         }
     }
 
-    async fn release(p: &SessionProcessor, mut batch: SpanBatch, output: &Segment) {
+    async fn release(p: &SessionProcessor, mut batch: SpanBatch, output: &dyn Output) {
         stamp_all(
             &p.index,
             &p.stamp,
@@ -256,7 +255,7 @@ mod hold {
         output.send(batch).await;
     }
 
-    async fn run(h: Hold, mut input: mpsc::Receiver<SpanBatch>, output: Segment) {
+    async fn run(h: Hold, mut input: mpsc::Receiver<SpanBatch>, output: Box<dyn Output>) {
         let mut held: VecDeque<(Instant, SpanBatch)> = VecDeque::new();
         let mut spans = 0;
         loop {
@@ -276,7 +275,7 @@ mod hold {
                         while spans > MAX_HELD_SPANS {
                             let Some((_, b)) = held.pop_front() else { break };
                             spans -= b.len();
-                            release(&h.processor, b, &output).await;
+                            release(&h.processor, b, &*output).await;
                         }
                     }
                     None => break,
@@ -286,13 +285,13 @@ mod hold {
                     while held.front().is_some_and(|(t, _)| *t + h.hold <= now) {
                         let Some((_, b)) = held.pop_front() else { break };
                         spans -= b.len();
-                        release(&h.processor, b, &output).await;
+                        release(&h.processor, b, &*output).await;
                     }
                 }
             }
         }
         for (_, b) in held {
-            release(&h.processor, b, &output).await;
+            release(&h.processor, b, &*output).await;
         }
     }
 }

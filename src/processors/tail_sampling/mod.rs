@@ -5,7 +5,6 @@
 //! briefly); this task owns the decision timer and sends kept traces on. On input close
 //! everything waiting is decided and flushed.
 
-pub mod cache;
 pub mod config;
 pub mod policy;
 pub mod store;
@@ -17,12 +16,12 @@ use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::component::registry::{parse_config, Problems};
+use crate::component::Output;
+use crate::component::SessionLink;
 use crate::component::{
     BoxFuture, BuildError, Processor, ProcessorConfig, ProcessorContext, StagedProcessor,
 };
 use crate::data::SpanBatch;
-use crate::pipeline::Segment;
-use crate::processors::session::SessionLink;
 use crate::telemetry::metrics::{Counter, Gauge, Metrics};
 use config::TailSamplingConfig;
 use policy::{Decision, Policies};
@@ -103,7 +102,7 @@ impl ProcessorConfig for TailSamplingConfig {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         // Same pipeline, id and config as before a reload: take over the waiting traces.
         let key = format!("tail_sampling:{}/{}", ctx.pipeline, ctx.id);
-        let session = SessionLink::for_pipeline(ctx);
+        let session = ctx.session.clone();
         let (store, reused) = ctx.state.reuse_or_insert(&key, &format!("{self:?}"), || {
             self.new_store(&ctx.telemetry.metrics, &ctx.id.to_string(), cores, session)
         });
@@ -176,14 +175,14 @@ impl StagedProcessor for TailSampler {
     fn run(
         self: Box<Self>,
         input: mpsc::Receiver<SpanBatch>,
-        output: Segment,
+        output: Box<dyn Output>,
     ) -> BoxFuture<'static, ()> {
         Box::pin(self.run_loop(input, output))
     }
 }
 
 impl TailSampler {
-    async fn run_loop(self, mut input: mpsc::Receiver<SpanBatch>, output: Segment) {
+    async fn run_loop(self, mut input: mpsc::Receiver<SpanBatch>, output: Box<dyn Output>) {
         let store = self.store;
         let slots = Arc::new(Semaphore::new(self.workers.max(1)));
         let (released_tx, mut released_rx) = mpsc::channel::<Released>(self.workers.max(1) * 2);
@@ -194,10 +193,10 @@ impl TailSampler {
         while open {
             let blocked = self.block_on_overflow && store.full();
             tokio::select! {
-                Some(r) = released_rx.recv() => emit(&store, r, &output).await,
+                Some(r) = released_rx.recv() => emit(&store, r, &*output).await,
                 _ = ticker.tick() => {
                     let r = store.decide_due(Instant::now());
-                    emit(&store, r, &output).await;
+                    emit(&store, r, &*output).await;
                 }
                 msg = input.recv(), if !blocked => match msg {
                     Some(mut batch) => {
@@ -229,24 +228,24 @@ impl TailSampler {
         drop(released_tx);
         loop {
             tokio::select! {
-                Some(r) = released_rx.recv() => emit(&store, r, &output).await,
+                Some(r) = released_rx.recv() => emit(&store, r, &*output).await,
                 joined = workers.join_next() => if joined.is_none() { break },
             }
         }
         while let Some(r) = released_rx.recv().await {
-            emit(&store, r, &output).await;
+            emit(&store, r, &*output).await;
         }
         if !store.owned_by(self.generation) {
             // A reload with the same config took the store over: its traces keep waiting.
             return;
         }
         let r = store.decide_all(Instant::now(), self.drop_pending);
-        emit(&store, r, &output).await;
+        emit(&store, r, &*output).await;
     }
 }
 
 /// Sends kept traces on, in batches of at most `OUT_BATCH_SPANS` spans.
-async fn emit(store: &Store, released: Released, output: &Segment) {
+async fn emit(store: &Store, released: Released, output: &dyn Output) {
     if released.kept.is_empty() {
         return;
     }
@@ -264,8 +263,8 @@ async fn emit(store: &Store, released: Released, output: &Segment) {
         let (rs, acks) = crate::data::heavy(spans, || {
             let (mut rs, acks) = store::assemble(chunk);
             // Spans that arrived before the one naming the session get the stamp now.
-            if let Some((index, key)) = store.session_link().get() {
-                crate::processors::session::stamp_all(&index, &key, &mut rs, Instant::now());
+            if let Some(sessions) = store.session_link().get() {
+                sessions.stamp_all(&mut rs, Instant::now());
             }
             (rs, acks)
         });

@@ -13,12 +13,12 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message;
 
-use super::cache::{NotSampledFilter, SampledCache, TraceId};
 use super::policy::{Policies, TraceFacts};
 use super::TsMetrics;
+use crate::component::SessionLink;
 use crate::data::ack::Ack;
 use crate::data::trace_key;
-use crate::processors::session::SessionLink;
+use crate::processors::trace_cache::{NotSampledFilter, SampledCache, TraceId};
 use crate::telemetry::metrics::Gauge;
 
 /// Where a group of spans came from; shared by every span of one incoming `ScopeSpans`.
@@ -475,8 +475,8 @@ impl Store {
         if keep || dropped {
             return keep;
         }
-        let by_session = self.session.get().is_some_and(|(idx, _)| {
-            idx.session_kept(TraceId::from_be_bytes(t.facts.trace_id), now)
+        let by_session = self.session.get().is_some_and(|sessions| {
+            sessions.session_kept(TraceId::from_be_bytes(t.facts.trace_id), now)
         });
         if by_session {
             self.metrics.kept_by_session.inc_by(1);
@@ -488,8 +488,8 @@ impl Store {
     fn settle(&self, shard: &mut Shard, t: Trace, keep: bool, out: &mut Released) {
         let id = TraceId::from_be_bytes(t.facts.trace_id);
         if keep {
-            if let Some((idx, _)) = self.session.get() {
-                idx.mark_kept(id, Instant::now());
+            if let Some(sessions) = self.session.get() {
+                sessions.mark_kept(id, Instant::now());
             }
             shard.sampled.insert(id);
             self.metrics.traces_kept.inc_by(1);

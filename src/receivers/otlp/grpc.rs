@@ -21,8 +21,8 @@ use tonic::{Code, Status};
 
 use super::server::{Body, Handler};
 use super::{auth, Shared, Transport, OFFLOAD_BYTES, RETRY_AFTER};
+use crate::component::Refusal;
 use crate::data::{gzip, rpc};
-use crate::pipeline::Refusal;
 
 pub const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 

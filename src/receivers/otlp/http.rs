@@ -16,8 +16,8 @@ use prost::Message;
 
 use super::server::{Body, Handler};
 use super::{auth, Shared, Transport, OFFLOAD_BYTES, RETRY_AFTER};
+use crate::component::Refusal;
 use crate::data::{gzip, json, rpc::RpcStatus};
-use crate::pipeline::Refusal;
 
 /// What one JSON object or array costs once decoded (the parsed tree, then the OTLP structs):
 /// an estimate on the high side, for the memory bound.

@@ -13,8 +13,8 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use tokio::sync::watch;
 
 use super::intake::{Accepted, Intake};
+use crate::component::Refusal;
 use crate::component::{BuildError, ReceiverContext, RunningReceiver};
-use crate::pipeline::Refusal;
 use config::OtlpReceiverConfig;
 
 /// Requests bigger than this are decompressed and decoded on the blocking pool, so one big
@@ -76,7 +76,7 @@ pub(crate) async fn discard(
 pub struct Shared {
     pub intake: Intake,
     pub token: Option<String>,
-    /// Every pipeline fed ends in disk queues (`Fanout::durable`): answer once on disk.
+    /// Every pipeline fed ends in disk queues (`Consumer::durable`): answer once on disk.
     pub durable: bool,
 }
 

@@ -4,11 +4,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use super::diag::Diagnostics;
-use super::id::ComponentId;
-use super::service::ServiceConfig;
-use super::yaml::LineMap;
 use crate::component::{ExporterConfig, ProcessorConfig, ReceiverConfig};
+use crate::config::yaml::LineMap;
+use crate::config::{ComponentId, Diagnostics, ServiceConfig};
 
 /// A checked pipeline: ids resolved, in configured order.
 #[derive(Debug, Clone, PartialEq)]

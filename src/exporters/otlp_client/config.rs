@@ -7,10 +7,9 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use crate::component::registry::{parse_config, Check, Problems};
-use crate::component::{BuildError, Exporter, ExporterConfig, ExporterContext};
+use crate::component::ExporterConfig;
 use crate::exporter_helper_fields;
 use crate::settings::client_tls::ClientTls;
-use crate::settings::queue::HelperSettings;
 
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -145,34 +144,9 @@ pub fn parse_settled(
     Ok(c)
 }
 
-fn parse_with_default(
+pub fn parse_with_default(
     v: &serde_json::Value,
     default: Protocol,
 ) -> Result<Arc<dyn ExporterConfig>, Problems> {
     Ok(Arc::new(parse_settled(v, default)?))
-}
-
-pub fn parse_otlp(v: &serde_json::Value) -> Result<Arc<dyn ExporterConfig>, Problems> {
-    parse_with_default(v, Protocol::Grpc)
-}
-
-pub fn parse_otlp_http(v: &serde_json::Value) -> Result<Arc<dyn ExporterConfig>, Problems> {
-    parse_with_default(v, Protocol::Http)
-}
-
-impl ExporterConfig for OtlpExporterConfig {
-    fn helper(&self) -> HelperSettings {
-        self.helper_settings()
-    }
-
-    fn build(&self, ctx: &ExporterContext) -> Result<Arc<dyn Exporter>, BuildError> {
-        match self.protocol() {
-            Protocol::Grpc => Ok(Arc::new(
-                super::grpc::GrpcExporter::new(self).map_err(|e| BuildError::new(&ctx.id, e))?,
-            )),
-            Protocol::Http => Ok(Arc::new(
-                super::http::HttpExporter::new(self).map_err(|e| BuildError::new(&ctx.id, e))?,
-            )),
-        }
-    }
 }
