@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 
 struct Entry {
-    fingerprint: String,
+    /// The config the state was made for, compared with `PartialEq` on reuse.
+    config: Box<dyn Any + Send + Sync>,
     value: Weak<dyn Any + Send + Sync>,
 }
 
@@ -16,17 +17,21 @@ pub struct StateRegistry {
 }
 
 impl StateRegistry {
-    /// The live state stored under `key` with the same `fingerprint` (the component's config),
-    /// or a new one from `make`, stored for the next reload.
-    pub fn reuse_or_insert<T: Any + Send + Sync>(
+    /// The live state stored under `key` for an equal `config` (the component's), or a new one
+    /// from `make`, stored for the next reload.
+    pub fn reuse_or_insert<C, T>(
         &self,
         key: &str,
-        fingerprint: &str,
+        config: C,
         make: impl FnOnce() -> T,
-    ) -> (Arc<T>, bool) {
+    ) -> (Arc<T>, bool)
+    where
+        C: PartialEq + Send + Sync + 'static,
+        T: Any + Send + Sync,
+    {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(e) = entries.get(key) {
-            if e.fingerprint == fingerprint {
+            if e.config.downcast_ref::<C>() == Some(&config) {
                 if let Some(v) = e.value.upgrade().and_then(|v| v.downcast::<T>().ok()) {
                     return (v, true);
                 }
@@ -37,7 +42,7 @@ impl StateRegistry {
         entries.insert(
             key.to_string(),
             Entry {
-                fingerprint: fingerprint.to_string(),
+                config: Box::new(config),
                 value: Arc::downgrade(&any),
             },
         );

@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 
 use bytes::Bytes;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message;
 
 use crate::telemetry::metrics::{Counter, Gauge};
@@ -162,6 +162,28 @@ impl SpanBatch {
                 g.sub(removed as i64);
             }
         }
+    }
+
+    /// Keeps the spans `keep` says yes to, in order; scopes and resources left empty go too,
+    /// and the batch is recounted. Returns how many spans went (the caller counts them as
+    /// dropped with its reason).
+    pub fn retain_spans(&mut self, mut keep: impl FnMut(&Span) -> bool) -> u64 {
+        let mut removed = 0u64;
+        for rs in &mut self.resource_spans {
+            for ss in &mut rs.scope_spans {
+                let before = ss.spans.len();
+                ss.spans.retain(|s| keep(s));
+                removed += (before - ss.spans.len()) as u64;
+            }
+        }
+        if removed > 0 {
+            for rs in &mut self.resource_spans {
+                rs.scope_spans.retain(|ss| !ss.spans.is_empty());
+            }
+            self.resource_spans.retain(|rs| !rs.scope_spans.is_empty());
+            self.recount();
+        }
+        removed
     }
 
     /// Empties the batch; the caller has counted its spans as dropped with a reason.
@@ -384,7 +406,6 @@ pub fn decode_request(bytes: &[u8]) -> Result<ExportTraceServiceRequest, prost::
 mod tests {
     use super::*;
     use crate::telemetry::metrics::Metrics;
-    use opentelemetry_proto::tonic::trace::v1::Span;
 
     pub(crate) fn batch(resources: &[&[usize]]) -> SpanBatch {
         let rs = resources

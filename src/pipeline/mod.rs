@@ -102,7 +102,7 @@ async fn build(
         let session = state
             .reuse_or_insert(
                 &format!("session-link:{}", spec.id),
-                "",
+                (),
                 SessionLink::default,
             )
             .0;

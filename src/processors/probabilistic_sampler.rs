@@ -131,26 +131,12 @@ impl HeadSampler {
 
 impl InlineProcessor for HeadSampler {
     fn process(&self, batch: &mut SpanBatch) -> Verdict {
-        let mut dropped = 0u64;
-        for rs in batch.resource_spans_mut() {
-            for ss in &mut rs.scope_spans {
-                ss.spans.retain(|s| {
-                    let keep = match priority(s) {
-                        Priority::Keep => true,
-                        Priority::Drop => false,
-                        Priority::Hash => self.keeps(&s.trace_id),
-                    };
-                    dropped += u64::from(!keep);
-                    keep
-                });
-            }
-            rs.scope_spans.retain(|ss| !ss.spans.is_empty());
-        }
+        let dropped = batch.retain_spans(|s| match priority(s) {
+            Priority::Keep => true,
+            Priority::Drop => false,
+            Priority::Hash => self.keeps(&s.trace_id),
+        });
         if dropped > 0 {
-            batch
-                .resource_spans_mut()
-                .retain(|rs| !rs.scope_spans.is_empty());
-            batch.recount();
             self.dropped.inc_by(dropped);
         }
         Verdict::Continue

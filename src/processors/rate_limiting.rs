@@ -278,33 +278,18 @@ impl InlineProcessor for RateLimiter {
         if rejected.is_empty() && partial.is_empty() {
             return Verdict::Continue;
         }
-        let mut dropped = 0u64;
-        for rs in batch.resource_spans_mut() {
-            for ss in &mut rs.scope_spans {
-                ss.spans.retain(|s| {
-                    let t = trace_key(&s.trace_id);
-                    let keep = if rejected.contains_key(&t) {
-                        false
-                    } else if let Some(left) = partial.get_mut(&t) {
-                        if *left > 0 {
-                            *left -= 1;
-                            true
-                        } else {
-                            false
-                        }
-                    } else {
-                        true
-                    };
-                    dropped += u64::from(!keep);
-                    keep
-                });
+        let dropped = batch.retain_spans(|s| {
+            let t = trace_key(&s.trace_id);
+            if rejected.contains_key(&t) {
+                false
+            } else if let Some(left) = partial.get_mut(&t) {
+                let keep = *left > 0;
+                *left = left.saturating_sub(1);
+                keep
+            } else {
+                true
             }
-            rs.scope_spans.retain(|ss| !ss.spans.is_empty());
-        }
-        batch
-            .resource_spans_mut()
-            .retain(|rs| !rs.scope_spans.is_empty());
-        batch.recount();
+        });
         self.dropped.inc_by(dropped);
         Verdict::Continue
     }

@@ -113,7 +113,7 @@ impl ProcessorConfig for SessionConfig {
     fn build(&self, ctx: &ProcessorContext) -> Result<Processor, BuildError> {
         // Sessions outlive a reload that leaves this processor's config as it was.
         let key = format!("session-index:{}/{}", ctx.pipeline, ctx.id);
-        let (index, _) = ctx.state.reuse_or_insert(&key, &format!("{self:?}"), || {
+        let (index, _) = ctx.state.reuse_or_insert(&key, self.clone(), || {
             SessionIndex::new(self.ttl, self.max_sessions)
         });
         ctx.session.set(Arc::new(Stamped {

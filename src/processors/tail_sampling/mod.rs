@@ -103,7 +103,7 @@ impl ProcessorConfig for TailSamplingConfig {
         // Same pipeline, id and config as before a reload: take over the waiting traces.
         let key = format!("tail_sampling:{}/{}", ctx.pipeline, ctx.id);
         let session = ctx.session.clone();
-        let (store, reused) = ctx.state.reuse_or_insert(&key, &format!("{self:?}"), || {
+        let (store, reused) = ctx.state.reuse_or_insert(&key, self.clone(), || {
             self.new_store(&ctx.telemetry.metrics, &ctx.id.to_string(), cores, session)
         });
         if reused {
