@@ -75,6 +75,8 @@ say "cargo fmt --check"
 cargo fmt --all -- --check
 say "cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
+say "cargo build --no-default-features --features otlp (the lean sidecar build: no Kafka, no Postgres)"
+cargo build --no-default-features --features otlp --bins
 say "cargo test --workspace (unit, black-box, plugins, benches in test mode)"
 cargo test --workspace --all-targets
 say "deploy checks (Helm chart in every mode, Kubernetes schemas, promtool, hadolint)"

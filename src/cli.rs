@@ -109,6 +109,16 @@ pub enum TracesCommand {
 
 impl TracesCommand {
     /// Runs the query and prints the result; returns the exit code.
+    #[cfg(not(feature = "postgres"))]
+    pub fn run(&self) -> i32 {
+        eprintln!(
+            "error: this spangate was built without the postgres exporter (cargo feature `postgres`)"
+        );
+        2
+    }
+
+    /// Runs the query and prints the result; returns the exit code.
+    #[cfg(feature = "postgres")]
     pub fn run(&self) -> i32 {
         use crate::exporters::postgres::query;
         let db = match self {

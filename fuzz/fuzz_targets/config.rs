@@ -4,7 +4,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use spangate::component::registry::Registry;
-use spangate::config::{load_sources, Source};
+use spangate::pipeline::config::{load_sources, Source};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

@@ -2,6 +2,7 @@
 //! server), the Kafka client, and the exporters' queue, retry and timeout.
 
 pub mod client_tls;
+#[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod queue;
 pub mod retry;
