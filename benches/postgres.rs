@@ -64,6 +64,7 @@ fn main() {
             .build(&spangate::component::ExporterContext {
                 id: spangate::config::id::ComponentId::parse("postgres").unwrap(),
                 telemetry: std::sync::Arc::new(spangate::telemetry::Telemetry::default()),
+                timeout: spangate::settings::queue::default_timeout(),
             })
             .expect("exporter");
         exporter.export(&batches[0]).await.expect("warm-up");

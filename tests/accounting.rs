@@ -19,7 +19,6 @@ use spangate::component::{
 };
 use spangate::data::SpanBatch;
 use spangate::pipeline::config::{load_sources, Source};
-use spangate::settings::queue::{HelperSettings, QueueConfig, RetryConfig};
 use spangate::telemetry::Telemetry;
 
 /// Fan-outs handed over by `inject` receivers, by their `key`.
@@ -55,7 +54,6 @@ fn parse_inject(v: &serde_json::Value) -> Result<Arc<dyn ReceiverConfig>, Proble
 #[derive(Debug, Clone)]
 struct FaultConfig {
     schedule: Vec<String>,
-    queue_size: usize,
 }
 
 struct Fault {
@@ -89,23 +87,6 @@ impl Exporter for Fault {
 }
 
 impl ExporterConfig for FaultConfig {
-    fn helper(&self) -> HelperSettings {
-        HelperSettings {
-            timeout: Duration::from_secs(1),
-            retry: RetryConfig {
-                initial_interval: Duration::from_millis(1),
-                max_interval: Duration::from_millis(2),
-                max_elapsed_time: Duration::from_millis(15),
-                ..Default::default()
-            },
-            queue: QueueConfig {
-                queue_size: self.queue_size,
-                num_consumers: 2,
-                ..Default::default()
-            },
-        }
-    }
-
     fn build(&self, _: &ExporterContext) -> Result<Arc<dyn Exporter>, BuildError> {
         Ok(Arc::new(Fault {
             schedule: self.schedule.clone(),
@@ -123,10 +104,7 @@ fn parse_fault(v: &serde_json::Value) -> Result<Arc<dyn ExporterConfig>, Problem
                 .collect()
         })
         .unwrap_or_default();
-    Ok(Arc::new(FaultConfig {
-        schedule,
-        queue_size: v["queue_size"].as_u64().unwrap_or(1000) as usize,
-    }))
+    Ok(Arc::new(FaultConfig { schedule }))
 }
 
 #[derive(Debug, Clone)]
@@ -190,7 +168,7 @@ fn yaml(key: &str, pipelines: &[PipelineSpec]) -> String {
         for (j, schedule) in p.exporters.iter().enumerate() {
             let id = format!("fault/p{i}e{j}");
             exporters.push_str(&format!(
-                "  {id}: {{ schedule: [{}], queue_size: {} }}\n",
+                "  {id}: {{ schedule: [{}], timeout: 1s, retry_on_failure: {{ initial_interval: 1ms, max_interval: 2ms, max_elapsed_time: 15ms }}, sending_queue: {{ queue_size: {}, num_consumers: 2 }} }}\n",
                 schedule.join(", "),
                 p.queue_size
             ));

@@ -21,7 +21,6 @@ use tokio::sync::mpsc;
 
 use crate::config::ComponentId;
 use crate::data::SpanBatch;
-use crate::settings::queue::HelperSettings;
 use crate::telemetry::Telemetry;
 pub use listeners::ListenerPool;
 pub use session::{SessionLink, Sessions};
@@ -176,10 +175,13 @@ pub trait Exporter: Send + Sync {
 pub struct ExporterContext {
     pub id: ComponentId,
     pub telemetry: Arc<Telemetry>,
+    /// The exporter's `timeout` (one attempt), for clients that take their own deadline; the
+    /// pipeline enforces it around every `export` call either way.
+    pub timeout: Duration,
 }
 
+/// An exporter's own config. `timeout`, `retry_on_failure` and `sending_queue` are the
+/// pipeline's: taken out before the exporter's parse sees the rest (`settings::queue::KEYS`).
 pub trait ExporterConfig: Send + Sync + fmt::Debug {
-    /// Queue, retry and timeout settings shared by every exporter type.
-    fn helper(&self) -> HelperSettings;
     fn build(&self, ctx: &ExporterContext) -> Result<Arc<dyn Exporter>, BuildError>;
 }

@@ -11,8 +11,6 @@ use crate::component::{
 };
 use crate::data::attrs::str_attr;
 use crate::data::{heavy, json, SpanBatch};
-use crate::exporter_helper_fields;
-use crate::settings::queue::HelperSettings;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -26,19 +24,17 @@ pub enum Verbosity {
     Detailed,
 }
 
-exporter_helper_fields! {
-    #[derive(Debug, Clone, Deserialize)]
-    #[serde(deny_unknown_fields)]
-    pub struct DebugConfig {
-        /// `basic` (default), `normal` or `detailed`.
-        #[serde(default)]
-        pub verbosity: Verbosity,
-    }
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DebugConfig {
+    /// `basic` (default), `normal` or `detailed`.
+    #[serde(default)]
+    pub verbosity: Verbosity,
 }
 
 impl Check for DebugConfig {
     fn check(&self) -> Problems {
-        self.helper_settings().check()
+        Vec::new()
     }
 }
 
@@ -47,10 +43,6 @@ pub fn parse(v: &serde_json::Value) -> Result<Arc<dyn ExporterConfig>, Problems>
 }
 
 impl ExporterConfig for DebugConfig {
-    fn helper(&self) -> HelperSettings {
-        self.helper_settings()
-    }
-
     fn build(&self, ctx: &ExporterContext) -> Result<Arc<dyn Exporter>, BuildError> {
         Ok(Arc::new(DebugExporter {
             id: ctx.id.to_string(),

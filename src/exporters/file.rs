@@ -13,8 +13,6 @@ use crate::component::{
     BoxFuture, BuildError, ExportError, Exporter, ExporterConfig, ExporterContext,
 };
 use crate::data::{heavy, json, SpanBatch};
-use crate::exporter_helper_fields;
-use crate::settings::queue::HelperSettings;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -34,21 +32,19 @@ fn hundred_usize() -> usize {
     100
 }
 
-exporter_helper_fields! {
-    #[derive(Debug, Clone, Deserialize)]
-    #[serde(deny_unknown_fields)]
-    pub struct FileConfig {
-        /// File to append to; its directory must exist.
-        pub path: PathBuf,
-        /// Size-based rotation; none by default.
-        #[serde(default)]
-        pub rotation: Option<Rotation>,
-    }
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// File to append to; its directory must exist.
+    pub path: PathBuf,
+    /// Size-based rotation; none by default.
+    #[serde(default)]
+    pub rotation: Option<Rotation>,
 }
 
 impl Check for FileConfig {
     fn check(&self) -> Problems {
-        let mut out = self.helper_settings().check();
+        let mut out = Vec::new();
         let dir = match self.path.parent() {
             Some(d) if !d.as_os_str().is_empty() => d,
             _ => Path::new("."),
@@ -73,10 +69,6 @@ pub fn parse(v: &serde_json::Value) -> Result<Arc<dyn ExporterConfig>, Problems>
 }
 
 impl ExporterConfig for FileConfig {
-    fn helper(&self) -> HelperSettings {
-        self.helper_settings()
-    }
-
     fn build(&self, ctx: &ExporterContext) -> Result<Arc<dyn Exporter>, BuildError> {
         let file = open(&self.path).map_err(|e| {
             BuildError::new(&ctx.id, format!("cannot open {}: {e}", self.path.display()))

@@ -72,14 +72,15 @@ async fn build(
                 continue;
             }
             let cfg = &config.exporters[id];
+            let settings = config.exporter_settings[id].clone();
             let ctx = ExporterContext {
                 id: id.clone(),
                 telemetry: telemetry.clone(),
+                timeout: settings.timeout,
             };
             let exporter = cfg.build(&ctx)?;
-            let (handle, task) =
-                crate::pipeline::queue::start(id, exporter, cfg.helper(), telemetry)
-                    .map_err(|e| BuildError::new(id, e))?;
+            let (handle, task) = crate::pipeline::queue::start(id, exporter, settings, telemetry)
+                .map_err(|e| BuildError::new(id, e))?;
             running.exporters.push((id.clone(), task));
             exporters.insert(id.clone(), handle);
         }

@@ -68,12 +68,34 @@ pub fn default_timeout() -> Duration {
     Duration::from_secs(5)
 }
 
-/// The settings every exporter config carries (`timeout`, `retry_on_failure`, `sending_queue`).
-#[derive(Debug, Clone)]
+/// The keys of [`HelperSettings`]: the pipeline takes them out of every exporter's config
+/// before the exporter parses the rest, the way Vector's sinks take `buffer`.
+pub const KEYS: [&str; 3] = ["timeout", "retry_on_failure", "sending_queue"];
+
+/// What every exporter takes besides its own keys: `timeout` (one attempt), `retry_on_failure`,
+/// `sending_queue`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct HelperSettings {
+    /// Time limit of one export attempt (default 5s).
+    #[serde(default = "default_timeout", with = "crate::config::duration")]
     pub timeout: Duration,
+    /// Retry with exponential backoff on retryable errors.
+    #[serde(default, rename = "retry_on_failure")]
     pub retry: RetryConfig,
+    /// The bounded queue in front of the exporter.
+    #[serde(default, rename = "sending_queue")]
     pub queue: QueueConfig,
+}
+
+impl Default for HelperSettings {
+    fn default() -> Self {
+        HelperSettings {
+            timeout: default_timeout(),
+            retry: RetryConfig::default(),
+            queue: QueueConfig::default(),
+        }
+    }
 }
 
 impl HelperSettings {
@@ -114,35 +136,4 @@ impl HelperSettings {
         out.extend(self.retry.check());
         out
     }
-}
-
-/// Declares the shared helper fields inside an exporter's config struct (serde's `flatten` does
-/// not work with `deny_unknown_fields`, and we want unknown keys rejected).
-#[macro_export]
-macro_rules! exporter_helper_fields {
-    ($(#[$m:meta])* pub struct $name:ident { $($body:tt)* }) => {
-        $(#[$m])*
-        pub struct $name {
-            $($body)*
-            /// Time limit of one export attempt (default 5s).
-            #[serde(default = "crate::settings::queue::default_timeout", with = "crate::config::duration")]
-            pub timeout: std::time::Duration,
-            /// Retry with exponential backoff on retryable errors.
-            #[serde(default)]
-            pub retry_on_failure: $crate::settings::queue::RetryConfig,
-            /// The bounded queue in front of the exporter.
-            #[serde(default)]
-            pub sending_queue: $crate::settings::queue::QueueConfig,
-        }
-
-        impl $name {
-            pub fn helper_settings(&self) -> $crate::settings::queue::HelperSettings {
-                $crate::settings::queue::HelperSettings {
-                    timeout: self.timeout,
-                    retry: self.retry_on_failure.clone(),
-                    queue: self.sending_queue.clone(),
-                }
-            }
-        }
-    };
 }

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use crate::component::registry::Problems;
 use crate::component::{BuildError, Exporter, ExporterConfig, ExporterContext};
 use crate::exporters::otlp_client::config::{parse_settled, OtlpExporterConfig, Protocol};
-use crate::settings::queue::HelperSettings;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum JaegerProtocol {
@@ -59,10 +58,6 @@ pub fn parse(v: &serde_json::Value) -> Result<Arc<dyn ExporterConfig>, Problems>
 }
 
 impl ExporterConfig for JaegerExporterConfig {
-    fn helper(&self) -> HelperSettings {
-        self.otlp.helper()
-    }
-
     fn build(&self, ctx: &ExporterContext) -> Result<Arc<dyn Exporter>, BuildError> {
         super::build(self).map_err(|e| BuildError::new(&ctx.id, e))
     }

@@ -6,9 +6,7 @@ use serde::Deserialize;
 
 use crate::component::registry::{parse_config, Check, Problems};
 use crate::component::{BuildError, Exporter, ExporterConfig, ExporterContext};
-use crate::exporter_helper_fields;
 pub use crate::settings::kafka::Encoding;
-use crate::settings::queue::HelperSettings;
 
 #[derive(Debug, Clone, Copy, PartialEq, Default, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -28,42 +26,40 @@ pub enum Compression {
     Gzip,
 }
 
-exporter_helper_fields! {
-    #[derive(Debug, Clone, Deserialize)]
-    #[serde(deny_unknown_fields)]
-    pub struct KafkaExporterConfig {
-        /// Bootstrap brokers, `host:port`.
-        pub brokers: Vec<String>,
-        /// Topic to produce to (default `otlp_spans`).
-        #[serde(default = "default_topic")]
-        pub topic: String,
-        /// `otlp_proto` (default) or `otlp_json`.
-        #[serde(default)]
-        pub encoding: Encoding,
-        /// `trace_id` (default) or `session`.
-        #[serde(default)]
-        pub partition_by: PartitionBy,
-        /// Span (then resource) attribute naming the session, for `partition_by: session`.
-        #[serde(default = "default_session_attribute")]
-        pub session_attribute: String,
-        /// Kafka client id (default `spangate`).
-        #[serde(default = "default_client_id")]
-        pub client_id: String,
-        /// Message compression: `none` (default) or `gzip`.
-        #[serde(default)]
-        pub compression: Compression,
-        /// Largest message produced, in bytes (before compression); spans bound for one
-        /// partition are split over several messages above it. Keep it under the broker's
-        /// `message.max.bytes` (default 900000, under Kafka's 1 MB default).
-        #[serde(default = "default_max_message_bytes")]
-        pub max_message_bytes: usize,
-        /// `sasl: { mechanism, username, password }` (and the contrib's older `tls` place).
-        #[serde(default)]
-        pub auth: Option<crate::settings::kafka::Auth>,
-        /// TLS to the brokers: `{ insecure, insecure_skip_verify, ca_file, cert_file, key_file }`.
-        #[serde(default)]
-        pub tls: Option<crate::settings::kafka::Tls>,
-    }
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaExporterConfig {
+    /// Bootstrap brokers, `host:port`.
+    pub brokers: Vec<String>,
+    /// Topic to produce to (default `otlp_spans`).
+    #[serde(default = "default_topic")]
+    pub topic: String,
+    /// `otlp_proto` (default) or `otlp_json`.
+    #[serde(default)]
+    pub encoding: Encoding,
+    /// `trace_id` (default) or `session`.
+    #[serde(default)]
+    pub partition_by: PartitionBy,
+    /// Span (then resource) attribute naming the session, for `partition_by: session`.
+    #[serde(default = "default_session_attribute")]
+    pub session_attribute: String,
+    /// Kafka client id (default `spangate`).
+    #[serde(default = "default_client_id")]
+    pub client_id: String,
+    /// Message compression: `none` (default) or `gzip`.
+    #[serde(default)]
+    pub compression: Compression,
+    /// Largest message produced, in bytes (before compression); spans bound for one
+    /// partition are split over several messages above it. Keep it under the broker's
+    /// `message.max.bytes` (default 900000, under Kafka's 1 MB default).
+    #[serde(default = "default_max_message_bytes")]
+    pub max_message_bytes: usize,
+    /// `sasl: { mechanism, username, password }` (and the contrib's older `tls` place).
+    #[serde(default)]
+    pub auth: Option<crate::settings::kafka::Auth>,
+    /// TLS to the brokers: `{ insecure, insecure_skip_verify, ca_file, cert_file, key_file }`.
+    #[serde(default)]
+    pub tls: Option<crate::settings::kafka::Tls>,
 }
 
 fn default_topic() -> String {
@@ -88,7 +84,7 @@ impl KafkaExporterConfig {
 
 impl Check for KafkaExporterConfig {
     fn check(&self) -> Problems {
-        let mut out = self.helper_settings().check();
+        let mut out = Vec::new();
         if self.brokers.is_empty() {
             out.push((
                 "brokers".into(),
@@ -119,14 +115,11 @@ pub fn parse(v: &serde_json::Value) -> Result<Arc<dyn ExporterConfig>, Problems>
 }
 
 impl ExporterConfig for KafkaExporterConfig {
-    fn helper(&self) -> HelperSettings {
-        self.helper_settings()
-    }
-
     fn build(&self, ctx: &ExporterContext) -> Result<Arc<dyn Exporter>, BuildError> {
         Ok(Arc::new(
             super::KafkaExporter::new(
                 self,
+                ctx.timeout,
                 crate::settings::kafka::ClientLog::new(&ctx.id.to_string(), &ctx.telemetry),
             )
             .map_err(|e| BuildError::new(&ctx.id, e))?,

@@ -42,7 +42,12 @@ pub struct KafkaExporter {
 
 impl KafkaExporter {
     /// `log` takes librdkafka's errors (rate-limited, counted).
-    pub fn new(cfg: &KafkaExporterConfig, log: ClientLog) -> Result<Self, KafkaError> {
+    /// `timeout`: how long librdkafka may try to deliver one message (the exporter's `timeout`).
+    pub fn new(
+        cfg: &KafkaExporterConfig,
+        timeout: Duration,
+        log: ClientLog,
+    ) -> Result<Self, KafkaError> {
         let mut cc = ClientConfig::new();
         cfg.security().apply(&mut cc);
         let producer: FutureProducer<LoggingContext> = cc
@@ -59,10 +64,7 @@ impl KafkaExporter {
                 },
             )
             // The exporter helper owns retries; librdkafka gives up within one attempt's time.
-            .set(
-                "message.timeout.ms",
-                cfg.timeout.as_millis().max(1).to_string(),
-            )
+            .set("message.timeout.ms", timeout.as_millis().max(1).to_string())
             .create_with_context(LoggingContext(log))?;
         Ok(KafkaExporter {
             producer,
@@ -71,7 +73,7 @@ impl KafkaExporter {
             encoding: cfg.encoding,
             partition_by: cfg.partition_by,
             session_attribute: cfg.session_attribute.clone(),
-            timeout: cfg.timeout,
+            timeout,
             max_message_bytes: cfg.max_message_bytes,
         })
     }
@@ -311,7 +313,12 @@ mod tests {
             }))
             .unwrap();
         let telemetry = std::sync::Arc::new(crate::telemetry::Telemetry::new());
-        let exporter = KafkaExporter::new(&cfg, ClientLog::new("kafka", &telemetry)).unwrap();
+        let exporter = KafkaExporter::new(
+            &cfg,
+            crate::settings::queue::default_timeout(),
+            ClientLog::new("kafka", &telemetry),
+        )
+        .unwrap();
         let spans: Vec<Span> = (0..200u32)
             .map(|i| Span {
                 trace_id: vec![1; 16],

@@ -7,7 +7,6 @@ use crate::component::registry::Problems;
 use crate::component::{BuildError, Exporter, ExporterConfig, ExporterContext};
 use crate::exporters::otlp_client::config::{parse_with_default, OtlpExporterConfig, Protocol};
 use crate::exporters::otlp_client::{grpc, http};
-use crate::settings::queue::HelperSettings;
 
 pub fn parse_otlp(v: &serde_json::Value) -> Result<Arc<dyn ExporterConfig>, Problems> {
     parse_with_default(v, Protocol::Grpc)
@@ -18,10 +17,6 @@ pub fn parse_otlp_http(v: &serde_json::Value) -> Result<Arc<dyn ExporterConfig>,
 }
 
 impl ExporterConfig for OtlpExporterConfig {
-    fn helper(&self) -> HelperSettings {
-        self.helper_settings()
-    }
-
     fn build(&self, ctx: &ExporterContext) -> Result<Arc<dyn Exporter>, BuildError> {
         match self.protocol() {
             Protocol::Grpc => Ok(Arc::new(

@@ -8,7 +8,6 @@ use serde::Deserialize;
 
 use crate::component::registry::{parse_config, Check, Problems};
 use crate::component::ExporterConfig;
-use crate::exporter_helper_fields;
 use crate::settings::client_tls::ClientTls;
 
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
@@ -47,31 +46,29 @@ impl fmt::Debug for Headers {
     }
 }
 
-exporter_helper_fields! {
-    #[derive(Debug, Clone, Deserialize)]
-    #[serde(deny_unknown_fields)]
-    pub struct OtlpExporterConfig {
-        /// `host:port` (gRPC), or `http(s)://host:port[/base]`.
-        pub endpoint: String,
-        /// `grpc` (default for `otlp`) or `http` (default for `otlphttp`).
-        #[serde(default)]
-        pub protocol: Option<Protocol>,
-        /// Extra request headers (gRPC metadata), e.g. an API key.
-        #[serde(default)]
-        pub headers: Headers,
-        /// `gzip` (default) or `none`.
-        #[serde(default)]
-        pub compression: Compression,
-        /// TLS settings; see the endpoint scheme rules.
-        #[serde(default)]
-        pub tls: ClientTls,
-        /// HTTP only: `proto` (default) or `json` bodies.
-        #[serde(default)]
-        pub encoding: Encoding,
-        /// HTTP only: the full URL to POST to (default `<endpoint>/v1/traces`).
-        #[serde(default)]
-        pub traces_endpoint: Option<String>,
-    }
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OtlpExporterConfig {
+    /// `host:port` (gRPC), or `http(s)://host:port[/base]`.
+    pub endpoint: String,
+    /// `grpc` (default for `otlp`) or `http` (default for `otlphttp`).
+    #[serde(default)]
+    pub protocol: Option<Protocol>,
+    /// Extra request headers (gRPC metadata), e.g. an API key.
+    #[serde(default)]
+    pub headers: Headers,
+    /// `gzip` (default) or `none`.
+    #[serde(default)]
+    pub compression: Compression,
+    /// TLS settings; see the endpoint scheme rules.
+    #[serde(default)]
+    pub tls: ClientTls,
+    /// HTTP only: `proto` (default) or `json` bodies.
+    #[serde(default)]
+    pub encoding: Encoding,
+    /// HTTP only: the full URL to POST to (default `<endpoint>/v1/traces`).
+    #[serde(default)]
+    pub traces_endpoint: Option<String>,
 }
 
 impl OtlpExporterConfig {
@@ -82,7 +79,7 @@ impl OtlpExporterConfig {
 
 impl Check for OtlpExporterConfig {
     fn check(&self) -> Problems {
-        let mut out = self.helper_settings().check();
+        let mut out = Vec::new();
         if self.endpoint.trim().is_empty() {
             out.push(("endpoint".into(), "must not be empty".into()));
         }

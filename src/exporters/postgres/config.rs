@@ -9,34 +9,30 @@ use serde::Deserialize;
 use crate::component::registry::{parse_config, Check, Problems};
 use crate::component::{BuildError, Exporter, ExporterConfig, ExporterContext};
 use crate::config::secret::Secret;
-use crate::exporter_helper_fields;
-use crate::settings::queue::HelperSettings;
 
-exporter_helper_fields! {
-    #[derive(Debug, Clone, Deserialize)]
-    #[serde(deny_unknown_fields)]
-    pub struct PostgresExporterConfig {
-        /// `postgres://user:password@host:5432/db` or `host=... user=...` (libpq syntax).
-        pub dsn: Secret,
-        /// Schema holding `spans` and `service_edges` (default `public`).
-        #[serde(default = "default_schema")]
-        pub schema: String,
-        /// Most spans written in one transaction; larger batches are written in parts.
-        #[serde(default = "default_batch_size")]
-        pub batch_size: usize,
-        /// Create the schema, tables and indexes (versioned migrations) on first use.
-        #[serde(default = "default_true")]
-        pub create_tables: bool,
-        /// Connections kept open (default 4).
-        #[serde(default = "default_pool_size")]
-        pub pool_size: usize,
-        /// Delete spans older than this in the background (e.g. `7d`); unset keeps everything.
-        #[serde(default, with = "crate::config::duration::option")]
-        pub retention: Option<Duration>,
-        /// Span (then resource) attribute stored as `session_id`.
-        #[serde(default = "default_session_attribute")]
-        pub session_attribute: String,
-    }
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresExporterConfig {
+    /// `postgres://user:password@host:5432/db` or `host=... user=...` (libpq syntax).
+    pub dsn: Secret,
+    /// Schema holding `spans` and `service_edges` (default `public`).
+    #[serde(default = "default_schema")]
+    pub schema: String,
+    /// Most spans written in one transaction; larger batches are written in parts.
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    /// Create the schema, tables and indexes (versioned migrations) on first use.
+    #[serde(default = "default_true")]
+    pub create_tables: bool,
+    /// Connections kept open (default 4).
+    #[serde(default = "default_pool_size")]
+    pub pool_size: usize,
+    /// Delete spans older than this in the background (e.g. `7d`); unset keeps everything.
+    #[serde(default, with = "crate::config::duration::option")]
+    pub retention: Option<Duration>,
+    /// Span (then resource) attribute stored as `session_id`.
+    #[serde(default = "default_session_attribute")]
+    pub session_attribute: String,
 }
 
 fn default_schema() -> String {
@@ -83,7 +79,7 @@ pub fn parse_dsn(dsn: &Secret) -> Result<tokio_postgres::Config, String> {
 
 impl Check for PostgresExporterConfig {
     fn check(&self) -> Problems {
-        let mut out = self.helper_settings().check();
+        let mut out = Vec::new();
         if let Err(e) = parse_dsn(&self.dsn) {
             out.push(("dsn".into(), e));
         }
@@ -111,13 +107,9 @@ pub fn parse(v: &serde_json::Value) -> Result<Arc<dyn ExporterConfig>, Problems>
 }
 
 impl ExporterConfig for PostgresExporterConfig {
-    fn helper(&self) -> HelperSettings {
-        self.helper_settings()
-    }
-
     fn build(&self, ctx: &ExporterContext) -> Result<Arc<dyn Exporter>, BuildError> {
         Ok(Arc::new(
-            super::PostgresExporter::new(self, &ctx.id.to_string())
+            super::PostgresExporter::new(self, &ctx.id.to_string(), ctx.timeout)
                 .map_err(|e| BuildError::new(&ctx.id, e))?,
         ))
     }

@@ -100,14 +100,15 @@ fn non_empty(v: &str) -> Option<&str> {
 }
 
 impl PostgresExporter {
-    pub fn new(cfg: &PostgresExporterConfig, id: &str) -> Result<Self, String> {
+    /// `timeout`: the exporter's, also the pool's connect and statement limit.
+    pub fn new(cfg: &PostgresExporterConfig, id: &str, timeout: Duration) -> Result<Self, String> {
         let pg = config::parse_dsn(&cfg.dsn).map_err(|e| format!("dsn {e}"))?;
         let pool = Arc::new(Pool::new(
             pg,
             &cfg.schema,
             cfg.create_tables,
             cfg.pool_size,
-            cfg.timeout,
+            timeout,
         ));
         let s = schema::quote(&cfg.schema);
         let cols = schema::COLUMNS;

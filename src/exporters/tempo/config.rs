@@ -10,7 +10,6 @@ use crate::component::{BuildError, Exporter, ExporterConfig, ExporterContext};
 use crate::config::secret::Secret;
 use crate::data::json::encode_base64;
 use crate::exporters::otlp_client::config::{parse_settled, OtlpExporterConfig, Protocol};
-use crate::settings::queue::HelperSettings;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -119,10 +118,6 @@ pub fn parse(v: &serde_json::Value) -> Result<Arc<dyn ExporterConfig>, Problems>
 }
 
 impl ExporterConfig for TempoExporterConfig {
-    fn helper(&self) -> HelperSettings {
-        self.otlp.helper()
-    }
-
     fn build(&self, ctx: &ExporterContext) -> Result<Arc<dyn Exporter>, BuildError> {
         Ok(Arc::new(
             super::TempoExporter::new(self).map_err(|e| BuildError::new(&ctx.id, e))?,

@@ -14,6 +14,7 @@ use crate::component::{ExporterConfig, ProcessorConfig, ReceiverConfig};
 use crate::config::yaml::{self, LineMap, Location};
 use crate::config::ServiceConfig;
 use crate::config::{clean_serde_message, join_path, ComponentId, Diagnostic, Diagnostics};
+use crate::settings::queue::{self, HelperSettings};
 
 /// A config that passed every check and can be started.
 #[derive(Debug, Clone)]
@@ -21,6 +22,9 @@ pub struct Config {
     pub receivers: BTreeMap<ComponentId, Arc<dyn ReceiverConfig>>,
     pub processors: BTreeMap<ComponentId, Arc<dyn ProcessorConfig>>,
     pub exporters: BTreeMap<ComponentId, Arc<dyn ExporterConfig>>,
+    /// Each exporter's `timeout`, `retry_on_failure` and `sending_queue`, taken out of its
+    /// config before the exporter parsed the rest.
+    pub exporter_settings: BTreeMap<ComponentId, HelperSettings>,
     pub service: ServiceConfig,
     pub pipelines: Vec<PipelineSpec>,
 }
@@ -123,15 +127,31 @@ fn parse_root(
             );
         }
     }
-    let receivers = parse_section(map.get("receivers"), "receivers", lines, diags, |kind| {
-        registry.receiver(kind).map(|f| (f.parse.clone(), f.kind))
-    });
-    let processors = parse_section(map.get("processors"), "processors", lines, diags, |kind| {
-        registry.processor(kind).map(|f| (f.parse.clone(), f.kind))
-    });
-    let exporters = parse_section(map.get("exporters"), "exporters", lines, diags, |kind| {
-        registry.exporter(kind).map(|f| (f.parse.clone(), f.kind))
-    });
+    let receivers = parse_section(
+        map.get("receivers"),
+        "receivers",
+        lines,
+        diags,
+        |kind| registry.receiver(kind).map(|f| (f.parse.clone(), f.kind)),
+        None,
+    );
+    let processors = parse_section(
+        map.get("processors"),
+        "processors",
+        lines,
+        diags,
+        |kind| registry.processor(kind).map(|f| (f.parse.clone(), f.kind)),
+        None,
+    );
+    let mut exporter_settings = BTreeMap::new();
+    let exporters = parse_section(
+        map.get("exporters"),
+        "exporters",
+        lines,
+        diags,
+        |kind| registry.exporter(kind).map(|f| (f.parse.clone(), f.kind)),
+        Some(&mut exporter_settings),
+    );
     let known = |section: &str| -> String { registry.kinds(section).join(", ") };
     for (section, unknown) in [
         ("receivers", &receivers.1),
@@ -201,6 +221,7 @@ fn parse_root(
         receivers: receivers.0,
         processors: processors.0,
         exporters: exporters.0,
+        exporter_settings,
         service,
         pipelines,
     })
@@ -216,12 +237,15 @@ type Section<C> = (
 
 use crate::component::registry::ParseFn;
 
+/// With `settings` (exporters), the keys of [`HelperSettings`] are taken out of each
+/// component's config and parsed into it; the component parses the rest.
 fn parse_section<C: ?Sized>(
     value: Option<&Value>,
     section: &str,
     lines: &LineMap,
     diags: &mut Diagnostics,
     find: impl Fn(&str) -> Option<(ParseFn<C>, &'static str)>,
+    mut settings: Option<&mut BTreeMap<ComponentId, HelperSettings>>,
 ) -> Section<C> {
     let mut good = BTreeMap::new();
     let mut unknown = Vec::new();
@@ -251,12 +275,38 @@ fn parse_section<C: ?Sized>(
         // `otlp:` with nothing under it means "all defaults", as in the contrib collector.
         let empty = Value::Object(Default::default());
         let body = if body.is_null() { &empty } else { body };
-        match parse(body) {
-            Ok(c) => {
+        let mut settled = true;
+        let own = match settings.as_deref_mut() {
+            None => None,
+            Some(all) => {
+                let (rest, helper) = peel_settings(body);
+                match helper {
+                    Ok(s) => {
+                        all.insert(id.clone(), s);
+                    }
+                    Err(problems) => {
+                        settled = false;
+                        for (field, message) in problems {
+                            diags.push(join_path(&path, &field), message, lines);
+                        }
+                    }
+                }
+                Some(rest)
+            }
+        };
+        match parse(own.as_ref().unwrap_or(body)) {
+            Ok(c) if settled => {
                 good.insert(id, c);
             }
+            Ok(_) => failed.push(id),
             Err(problems) => {
                 for (field, message) in problems {
+                    // Only the exporter's own top level takes the pipeline's keys.
+                    let message = if settings.is_some() && !field.contains(['.', '[']) {
+                        with_settings(message)
+                    } else {
+                        message
+                    };
                     diags.push(join_path(&path, &field), message, lines);
                 }
                 failed.push(id);
@@ -264,6 +314,50 @@ fn parse_section<C: ?Sized>(
         }
     }
     (good, unknown, failed)
+}
+
+/// Splits an exporter's config into its own keys and the pipeline's ([`queue::KEYS`]), and
+/// parses and checks the latter.
+fn peel_settings(body: &Value) -> (Value, Result<HelperSettings, Vec<(String, String)>>) {
+    let Value::Object(all) = body else {
+        // Not a mapping: the exporter's own parse reports it.
+        return (body.clone(), Ok(HelperSettings::default()));
+    };
+    let (mut ours, mut rest) = (serde_json::Map::new(), serde_json::Map::new());
+    for (k, v) in all {
+        if queue::KEYS.contains(&k.as_str()) {
+            ours.insert(k.clone(), v.clone());
+        } else {
+            rest.insert(k.clone(), v.clone());
+        }
+    }
+    let parsed = match serde_path_to_error::deserialize::<_, HelperSettings>(&Value::Object(ours)) {
+        Ok(s) => {
+            let problems = s.check();
+            if problems.is_empty() {
+                Ok(s)
+            } else {
+                Err(problems)
+            }
+        }
+        Err(e) => {
+            let path = e.path().to_string();
+            let path = if path == "." { String::new() } else { path };
+            Err(vec![(path, clean_serde_message(&e.inner().to_string()))])
+        }
+    };
+    (Value::Object(rest), parsed)
+}
+
+/// An exporter's "unknown field, expected one of ..." names the pipeline's keys too: they are
+/// valid there, only parsed elsewhere.
+fn with_settings(message: String) -> String {
+    if message.starts_with("unknown field") && message.contains("expected one of") {
+        let extra: Vec<String> = queue::KEYS.iter().map(|k| format!("`{k}`")).collect();
+        format!("{message}, {}", extra.join(", "))
+    } else {
+        message
+    }
 }
 
 #[cfg(test)]
