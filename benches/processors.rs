@@ -52,6 +52,7 @@ fn corpus() -> SpanBatch {
 
 fn inline(yaml: &str, kind: &str) -> Box<dyn InlineProcessor> {
     let (v, _) = spangate::config::yaml::parse(yaml, 0).unwrap();
+    use spangate::components::Builtin;
     let registry = spangate::component::registry::Registry::builtin();
     let cfg: Arc<dyn ProcessorConfig> = (registry.processor(kind).unwrap().parse)(&v).unwrap();
     let ctx = ProcessorContext {

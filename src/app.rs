@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 use crate::component::listeners::ListenerPool;
 use crate::component::registry::Registry;
 use crate::component::StateRegistry;
+use crate::components::Builtin;
 use crate::pipeline::config::{self, Config};
 use crate::pipeline::{self, Running};
 use crate::telemetry::server::TelemetryServer;

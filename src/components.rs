@@ -2,18 +2,24 @@
 //! the one place that names them (the contrib collector's `components.go`). A plugin is its
 //! cargo feature plus one line here. A component whose cargo feature is off is still known by
 //! name, so a config naming it gets "not built into this binary" rather than "unknown type".
+//!
+//! `Registry` is `spangate-core`'s, so the table is an extension: `use
+//! spangate::components::Builtin` and call `Registry::builtin()`.
 
 use std::sync::Arc;
 
-#[cfg(feature = "plugin-span-name-normalizer")]
-use crate::component::plugin;
 use crate::component::registry::{Problems, Registry};
 use crate::component::{ExporterConfig, ReceiverConfig};
 use crate::{exporters, processors};
 
-impl Registry {
+/// The registry of this binary.
+pub trait Builtin {
     /// Every built-in receiver, processor and exporter, and every compiled-in plugin.
-    pub fn builtin() -> Self {
+    fn builtin() -> Self;
+}
+
+impl Builtin for Registry {
+    fn builtin() -> Self {
         let mut r = Registry::empty();
         #[cfg(feature = "otlp")]
         r.add_receiver("otlp", crate::receivers::otlp::config::parse);
@@ -68,8 +74,9 @@ impl Registry {
         #[cfg(not(feature = "postgres"))]
         r.add_exporter("postgres", |_| missing_exporter("postgres"));
 
+        // Plugins: the same contract as the built-ins above.
         #[cfg(feature = "plugin-span-name-normalizer")]
-        plugin::register(&mut r, Arc::new(span_name_normalizer::Plugin));
+        r.add_processor(span_name_normalizer::KIND, span_name_normalizer::parse);
         r
     }
 }

@@ -6,13 +6,12 @@
 
 pub mod app;
 pub mod cli;
-pub mod component;
 pub mod components;
-pub mod config;
-pub mod data;
 pub mod exporters;
 pub mod pipeline;
 pub mod processors;
 pub mod receivers;
-pub mod settings;
-pub mod telemetry;
+
+// Layers 0-1 live in `spangate-core` (shared with plugins); re-exported so every path stays
+// `spangate::data::…`, `crate::component::…`.
+pub use spangate_core::{component, config, data, settings, telemetry};

@@ -17,6 +17,7 @@ use spangate::component::{
     BoxFuture, BuildError, Consumer, ExportError, Exporter, ExporterConfig, ExporterContext,
     ReceiverConfig, ReceiverContext, RunningReceiver,
 };
+use spangate::components::Builtin;
 use spangate::data::SpanBatch;
 use spangate::pipeline::config::{load_sources, Source};
 use spangate::telemetry::Telemetry;

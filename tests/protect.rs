@@ -262,6 +262,30 @@ service:
     );
 }
 
+/// A plugin implements the built-ins' traits, so its config errors carry the field path and
+/// the line like theirs. Before, through the plugin interface, a serde error had no path
+/// (`processors.span_name_normalizer: unknown field ...`) and a type error no line.
+#[test]
+fn plugin_config_errors_carry_path_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("bad.yaml"),
+        "receivers: {otlp: {protocols: {http: {endpoint: 127.0.0.1:1}}}}\nprocessors:\n  span_name_normalizer:\n    placeholder: \"{id}\"\n    rules:\n      - { pattern: x, replacement: y, extra: 1 }\nexporters: {debug: }\nservice: {pipelines: {traces: {receivers: [otlp], processors: [span_name_normalizer], exporters: [debug]}}}\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_spangate"))
+        .args(["validate", "--config", "bad.yaml"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        err.trim(),
+        "error: processors.span_name_normalizer.rules[0].extra: unknown field `extra`, expected `pattern` or `replacement` (line 6)"
+    );
+}
+
 #[test]
 fn redaction_and_allowlist_scrub_what_leaves() {
     use opentelemetry_proto::tonic::common::v1::{any_value::Value, AnyValue, KeyValue};

@@ -4,6 +4,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use spangate::component::registry::Registry;
+use spangate::components::Builtin;
 use spangate::pipeline::config::{load_sources, Source};
 
 fuzz_target!(|data: &[u8]| {

@@ -10,16 +10,26 @@
 //!     rules:                   # then these, in order (regex, `$1` references allowed)
 //!       - { pattern: "^SELECT .* FROM (\\w+).*$", replacement: "SELECT $1" }
 //! ```
+//!
+//! A plugin implements the same traits as a built-in processor (`spangate-core`): its config
+//! goes through `parse_config`, so its problems carry field paths (and, from the loader, lines).
+
+use std::sync::Arc;
 
 use regex::Regex;
 use serde::Deserialize;
-use spangate_plugin_api::{
-    trace::ResourceSpans, Problem, ProcessorPlugin, Removed, SpanTransform, Value,
+use spangate_core::component::registry::{parse_config, Check, Problems};
+use spangate_core::component::{
+    BuildError, InlineProcessor, Processor, ProcessorConfig, ProcessorContext, Verdict,
 };
+use spangate_core::data::SpanBatch;
 
-#[derive(Debug, Clone, Deserialize)]
+/// The type name under `processors:`.
+pub const KIND: &str = "span_name_normalizer";
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Config {
+pub struct Config {
     #[serde(default = "yes")]
     builtin: bool,
     #[serde(default = "default_placeholder")]
@@ -30,7 +40,7 @@ struct Config {
     rules: Vec<RuleConfig>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RuleConfig {
     pattern: String,
@@ -44,35 +54,38 @@ fn default_placeholder() -> String {
     "{id}".into()
 }
 
-pub struct Plugin;
-
-impl ProcessorPlugin for Plugin {
-    fn kind(&self) -> &'static str {
-        "span_name_normalizer"
+impl Check for Config {
+    fn check(&self) -> Problems {
+        self.rules
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| {
+                Regex::new(&r.pattern)
+                    .err()
+                    .map(|e| (format!("rules[{i}].pattern"), format!("invalid regex: {e}")))
+            })
+            .collect()
     }
+}
 
-    fn build(&self, config: &Value) -> Result<Box<dyn SpanTransform>, Vec<Problem>> {
-        let cfg: Config =
-            Config::deserialize(config).map_err(|e| vec![(String::new(), e.to_string())])?;
-        let mut problems = Vec::new();
-        let mut rules = Vec::new();
-        for (i, r) in cfg.rules.iter().enumerate() {
-            match Regex::new(&r.pattern) {
-                Ok(re) => rules.push((re, r.replacement.clone())),
-                Err(e) => {
-                    problems.push((format!("rules[{i}].pattern"), format!("invalid regex: {e}")))
-                }
-            }
+/// Parses and checks a `span_name_normalizer` config (registered in spangate's components list).
+pub fn parse(v: &serde_json::Value) -> Result<Arc<dyn ProcessorConfig>, Problems> {
+    Ok(Arc::new(parse_config::<Config>(v)?))
+}
+
+impl ProcessorConfig for Config {
+    fn build(&self, ctx: &ProcessorContext) -> Result<Processor, BuildError> {
+        let mut rules = Vec::with_capacity(self.rules.len());
+        for r in &self.rules {
+            let re = Regex::new(&r.pattern).map_err(|e| BuildError::new(&ctx.id, e))?;
+            rules.push((re, r.replacement.clone()));
         }
-        if !problems.is_empty() {
-            return Err(problems);
-        }
-        Ok(Box::new(Normalizer {
-            builtin: cfg.builtin,
-            placeholder: cfg.placeholder,
-            drop_query: cfg.drop_query,
+        Ok(Processor::Inline(Box::new(Normalizer {
+            builtin: self.builtin,
+            placeholder: self.placeholder.clone(),
+            drop_query: self.drop_query,
             rules,
-        }))
+        })))
     }
 }
 
@@ -151,9 +164,10 @@ impl Normalizer {
     }
 }
 
-impl SpanTransform for Normalizer {
-    fn transform(&self, spans: &mut Vec<ResourceSpans>) -> Removed {
-        for span in spans
+impl InlineProcessor for Normalizer {
+    fn process(&self, batch: &mut SpanBatch) -> Verdict {
+        for span in batch
+            .resource_spans_mut()
             .iter_mut()
             .flat_map(|r| &mut r.scope_spans)
             .flat_map(|s| &mut s.spans)
@@ -162,17 +176,34 @@ impl SpanTransform for Normalizer {
                 span.name = n;
             }
         }
-        Removed::default()
+        Verdict::Continue
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{Map, Value};
+    use spangate_core::config::ComponentId;
+    use spangate_core::data::trace::{ResourceSpans, ScopeSpans, Span};
 
-    fn name_of(t: &dyn SpanTransform, name: &str) -> String {
-        use spangate_plugin_api::trace::{ScopeSpans, Span};
-        let mut rs = vec![ResourceSpans {
+    fn build(config: Value) -> Result<Box<dyn InlineProcessor>, Problems> {
+        let cfg = parse(&config)?;
+        let ctx = ProcessorContext {
+            id: ComponentId::parse(KIND).unwrap(),
+            pipeline: ComponentId::parse("traces").unwrap(),
+            telemetry: Default::default(),
+            state: Default::default(),
+            session: Default::default(),
+        };
+        match cfg.build(&ctx).unwrap() {
+            Processor::Inline(p) => Ok(p),
+            Processor::Staged(_) => panic!("inline"),
+        }
+    }
+
+    fn name_of(t: &dyn InlineProcessor, name: &str) -> String {
+        let mut batch = SpanBatch::new(vec![ResourceSpans {
             scope_spans: vec![ScopeSpans {
                 spans: vec![Span {
                     name: name.into(),
@@ -181,14 +212,16 @@ mod tests {
                 ..Default::default()
             }],
             ..Default::default()
-        }];
-        t.transform(&mut rs);
-        rs[0].scope_spans[0].spans[0].name.clone()
+        }]);
+        assert_eq!(t.process(&mut batch), Verdict::Continue);
+        batch.resource_spans()[0].scope_spans[0].spans[0]
+            .name
+            .clone()
     }
 
     #[test]
     fn builtin_rules() {
-        let n = Plugin.build(&Value::Object(Default::default())).unwrap();
+        let n = build(Value::Object(Default::default())).unwrap();
         assert_eq!(
             name_of(&*n, "GET /users/8812/orders/9"),
             "GET /users/{id}/orders/{id}"
@@ -219,7 +252,7 @@ mod tests {
             "rules".into(),
             Value::Array(vec![rule("^SELECT .* FROM (\\w+).*$", "SELECT $1")]),
         );
-        let n = Plugin.build(&Value::Object(cfg)).unwrap();
+        let n = build(Value::Object(cfg)).unwrap();
         assert_eq!(
             name_of(&*n, "SELECT a, b FROM orders WHERE id = 4"),
             "SELECT orders"
@@ -227,15 +260,15 @@ mod tests {
         assert_eq!(name_of(&*n, "PUT /a/77"), "PUT /a/:id");
         let mut bad = serde_json_map();
         bad.insert("rules".into(), Value::Array(vec![rule("(", "x")]));
-        let err = Plugin.build(&Value::Object(bad)).err().unwrap();
+        let err = build(Value::Object(bad)).err().unwrap();
         assert_eq!(err[0].0, "rules[0].pattern");
         let mut unknown = serde_json_map();
         unknown.insert("nope".into(), Value::Bool(true));
-        assert!(Plugin.build(&Value::Object(unknown)).is_err());
+        assert!(build(Value::Object(unknown)).is_err());
     }
 
-    fn serde_json_map() -> spangate_plugin_api::Map<String, Value> {
-        spangate_plugin_api::Map::new()
+    fn serde_json_map() -> Map<String, Value> {
+        Map::new()
     }
 
     fn rule(p: &str, r: &str) -> Value {

@@ -1,6 +1,7 @@
 //! The config loader against a table of broken configs: each problem named by path and line.
 
 use super::*;
+use crate::components::Builtin;
 
 fn load(texts: &[&str]) -> Result<Config, Diagnostics> {
     let sources: Vec<Source> = texts

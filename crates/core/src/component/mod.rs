@@ -6,7 +6,6 @@
 //! timeouts and metrics to the pipeline's queue (`crate::pipeline::queue`).
 
 pub mod listeners;
-pub mod plugin;
 pub mod registry;
 pub mod session;
 pub mod state;

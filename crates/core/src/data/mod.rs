@@ -9,6 +9,11 @@ pub mod limits;
 pub mod rpc;
 pub mod validate;
 
+/// The OTLP types spans are made of, for plugins (no version-matched dependency of their own).
+pub use opentelemetry_proto::tonic::common::v1 as common;
+pub use opentelemetry_proto::tonic::resource::v1 as resource;
+pub use opentelemetry_proto::tonic::trace::v1 as trace;
+
 use std::sync::OnceLock;
 
 use bytes::Bytes;
