@@ -8,6 +8,7 @@ use serde::{Deserialize, Deserializer};
 
 use crate::component::registry::{parse_config, Check, Problems};
 use crate::component::{BoxFuture, BuildError, ReceiverConfig, ReceiverContext, RunningReceiver};
+use crate::settings::tls::ServerTls;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -20,7 +21,7 @@ pub struct OtlpReceiverConfig {
     pub auth: Option<AuthConfig>,
     /// Serve TLS (and with `client_ca_file`, require client certificates).
     #[serde(default)]
-    pub tls: Option<TlsServerSettings>,
+    pub tls: Option<ServerTls>,
     /// Attributes kept per span; the excess is dropped and counted.
     #[serde(default)]
     pub max_attributes_per_span: Option<usize>,
@@ -143,32 +144,6 @@ impl fmt::Debug for AuthConfig {
         f.debug_struct("AuthConfig")
             .field("bearer_token", &"<redacted>")
             .finish()
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TlsServerSettings {
-    /// PEM certificate chain.
-    pub cert_file: String,
-    /// PEM private key.
-    pub key_file: String,
-    /// PEM CA bundle; when set, clients must present a certificate it signed (mTLS).
-    #[serde(default)]
-    pub client_ca_file: Option<String>,
-}
-
-impl TlsServerSettings {
-    pub fn server_config(
-        &self,
-        alpn: &[&[u8]],
-    ) -> Result<Arc<rustls::ServerConfig>, crate::settings::tls::TlsError> {
-        crate::settings::tls::server_config(
-            &self.cert_file,
-            &self.key_file,
-            self.client_ca_file.as_deref(),
-            alpn,
-        )
     }
 }
 
