@@ -94,34 +94,7 @@ service:
             ..Default::default()
         }],
     };
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{grpc}"))
-        .unwrap()
-        .connect()
-        .await
-        .expect("connect");
-    let client = TraceServiceClient::new(channel);
-    let tasks: Vec<_> = (0..16)
-        .map(|_| {
-            let (mut client, request) = (client.clone(), request.clone());
-            tokio::spawn(async move {
-                let mut codes = Vec::new();
-                for _ in 0..100 {
-                    match client.export(request.clone()).await {
-                        Ok(_) => codes.push(tonic::Code::Ok),
-                        Err(status) => {
-                            let retry_info = rpc_has_retry_info(status.details());
-                            codes.push(if retry_info {
-                                status.code()
-                            } else {
-                                tonic::Code::DataLoss
-                            });
-                        }
-                    }
-                }
-                codes
-            })
-        })
-        .collect();
+    let tasks = export_from_tasks(grpc, &request, 16, 100).await;
     let mut unavailable = 0;
     for t in tasks {
         for code in t.await.unwrap() {
@@ -187,31 +160,7 @@ service:
         }],
     };
     assert!(request.encoded_len() > 1_400_000);
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{grpc}"))
-        .unwrap()
-        .connect()
-        .await
-        .expect("connect");
-    let client = TraceServiceClient::new(channel);
-    let tasks: Vec<_> = (0..8)
-        .map(|_| {
-            let (mut client, request) = (client.clone(), request.clone());
-            tokio::spawn(async move {
-                let mut codes = Vec::new();
-                for _ in 0..40 {
-                    codes.push(match client.export(request.clone()).await {
-                        Ok(_) => tonic::Code::Ok,
-                        Err(s) if rpc_has_retry_info(s.details()) => s.code(),
-                        Err(s) => {
-                            eprintln!("without RetryInfo: {s:?}");
-                            tonic::Code::DataLoss
-                        }
-                    });
-                }
-                codes
-            })
-        })
-        .collect();
+    let tasks = export_from_tasks(grpc, &request, 8, 40).await;
     let mut unavailable = 0;
     for t in tasks {
         for code in t.await.unwrap() {
@@ -234,6 +183,41 @@ service:
             .unwrap_or_else(|| panic!("request {i}: the connection was closed"));
         assert_eq!(status, 503, "{head}");
     }
+}
+
+/// `tasks` tasks sharing one gRPC connection each export `request` `each` times; the answers'
+/// codes, DataLoss standing for an error without RetryInfo.
+async fn export_from_tasks(
+    grpc: u16,
+    request: &ExportTraceServiceRequest,
+    tasks: usize,
+    each: usize,
+) -> Vec<tokio::task::JoinHandle<Vec<tonic::Code>>> {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{grpc}"))
+        .unwrap()
+        .connect()
+        .await
+        .expect("connect");
+    let client = TraceServiceClient::new(channel);
+    (0..tasks)
+        .map(|_| {
+            let (mut client, request) = (client.clone(), request.clone());
+            tokio::spawn(async move {
+                let mut codes = Vec::new();
+                for _ in 0..each {
+                    codes.push(match client.export(request.clone()).await {
+                        Ok(_) => tonic::Code::Ok,
+                        Err(s) if rpc_has_retry_info(s.details()) => s.code(),
+                        Err(s) => {
+                            eprintln!("without RetryInfo: {s:?}");
+                            tonic::Code::DataLoss
+                        }
+                    });
+                }
+                codes
+            })
+        })
+        .collect()
 }
 
 /// True when a `grpc-status-details-bin` payload (google.rpc.Status) carries a RetryInfo.
