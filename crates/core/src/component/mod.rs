@@ -3,7 +3,7 @@
 //! Receivers push into a [`Consumer`]; processors are either inline (a cheap
 //! in-place transform run in the receiving task) or staged (their own task and timers, with a
 //! bounded channel in front); exporters make one attempt per call and leave queueing, retry,
-//! timeouts and metrics to the pipeline's queue (`crate::pipeline::queue`).
+//! timeouts and metrics to the pipeline's queue (`spangate::pipeline::queue`).
 
 pub mod listeners;
 pub mod registry;

@@ -1,5 +1,5 @@
 //! Config type name -> factory: a lookup table. What fills it for this binary is
-//! `crate::components` (`Registry::builtin`); plugins and tests add theirs the same way.
+//! `spangate::components` (`Registry::builtin`); plugins and tests add theirs the same way.
 
 use std::sync::Arc;
 
