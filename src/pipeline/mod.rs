@@ -96,8 +96,6 @@ async fn build(
                 .collect(),
         );
         let mut inline: Vec<Inline> = Vec::new();
-        // Walk back from the exporters: inline processors gather in front of the current hop
-        // until a staged processor takes them (and the hop) as its output.
         // Kept across reloads like processor state: a tail sampler whose store survives a
         // reload still reaches the session index through it.
         let session = state
@@ -107,6 +105,8 @@ async fn build(
                 SessionLink::default,
             )
             .0;
+        // Walk back from the exporters: inline processors gather in front of the current hop
+        // until a staged processor takes them (and the hop) as its output.
         for id in spec.processors.iter().rev() {
             let ctx = ProcessorContext {
                 id: id.clone(),

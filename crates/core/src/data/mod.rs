@@ -182,6 +182,8 @@ impl SpanBatch {
             }
         }
         if removed > 0 {
+            // The cached encoding is of the spans before.
+            self.encoded = OnceLock::new();
             for rs in &mut self.resource_spans {
                 rs.scope_spans.retain(|ss| !ss.spans.is_empty());
             }
@@ -511,5 +513,22 @@ mod tests {
         assert_eq!(frame[0], 0);
         assert_eq!(&frame[1..5], &(b.encoded().len() as u32).to_be_bytes());
         assert_eq!(frame.slice(5..), b.encoded());
+    }
+
+    #[test]
+    fn retain_spans_prunes_recounts_and_forgets_the_old_encoding() {
+        let m = Metrics::default();
+        let mut b = batch(&[&[2], &[1]]);
+        b.track(m.pipeline_inflight("t"));
+        let before = b.encoded();
+        // s0 of both resources goes; the second resource is left empty and goes too.
+        assert_eq!(b.retain_spans(|s| s.name != "s0"), 2);
+        assert_eq!(b.len(), 1);
+        assert_eq!(b.resource_spans().len(), 1);
+        assert_eq!(m.pipeline_inflight("t").get(), 1);
+        let after = decode_request(&b.encoded()).unwrap();
+        assert_eq!(count_spans(&after.resource_spans), 1);
+        assert_ne!(b.encoded(), before);
+        assert_eq!(b.retain_spans(|_| true), 0);
     }
 }
