@@ -13,7 +13,7 @@ use crate::component::registry::Registry;
 use crate::component::{ExporterConfig, ProcessorConfig, ReceiverConfig};
 use crate::config::yaml::{self, LineMap, Location};
 use crate::config::ServiceConfig;
-use crate::config::{clean_serde_message, join_path, ComponentId, Diagnostic, Diagnostics};
+use crate::config::{join_path, ComponentId, Diagnostic, Diagnostics};
 use crate::settings::queue::{self, HelperSettings};
 
 /// A config that passed every check and can be started.
@@ -179,11 +179,12 @@ fn parse_root(
             );
             None
         }
-        Some(v) => match serde_path_to_error::deserialize::<_, ServiceConfig>(v) {
+        Some(v) => match crate::config::deserialize::<ServiceConfig>(v) {
             Ok(s) => Some(s),
-            Err(e) => {
-                let path = join_path("service", &e.path().to_string());
-                diags.push(path, clean_serde_message(&e.inner().to_string()), lines);
+            Err(problems) => {
+                for (field, message) in problems {
+                    diags.push(join_path("service", &field), message, lines);
+                }
                 None
             }
         },
@@ -331,21 +332,14 @@ fn peel_settings(body: &Value) -> (Value, Result<HelperSettings, Vec<(String, St
             rest.insert(k.clone(), v.clone());
         }
     }
-    let parsed = match serde_path_to_error::deserialize::<_, HelperSettings>(&Value::Object(ours)) {
-        Ok(s) => {
-            let problems = s.check();
-            if problems.is_empty() {
-                Ok(s)
-            } else {
-                Err(problems)
-            }
+    let parsed = crate::config::deserialize::<HelperSettings>(&Value::Object(ours)).and_then(|s| {
+        let problems = s.check();
+        if problems.is_empty() {
+            Ok(s)
+        } else {
+            Err(problems)
         }
-        Err(e) => {
-            let path = e.path().to_string();
-            let path = if path == "." { String::new() } else { path };
-            Err(vec![(path, clean_serde_message(&e.inner().to_string()))])
-        }
-    };
+    });
     (Value::Object(rest), parsed)
 }
 

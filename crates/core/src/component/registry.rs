@@ -115,22 +115,11 @@ pub trait Check {
 
 /// Deserializes a component config with field paths in errors, then runs its own checks.
 pub fn parse_config<T: DeserializeOwned + Check>(value: &Value) -> Result<T, Problems> {
-    match serde_path_to_error::deserialize::<_, T>(value) {
-        Ok(c) => {
-            let problems = c.check();
-            if problems.is_empty() {
-                Ok(c)
-            } else {
-                Err(problems)
-            }
-        }
-        Err(e) => {
-            let path = e.path().to_string();
-            let path = if path == "." { String::new() } else { path };
-            Err(vec![(
-                path,
-                crate::config::clean_serde_message(&e.inner().to_string()),
-            )])
-        }
+    let c: T = crate::config::deserialize(value)?;
+    let problems = c.check();
+    if problems.is_empty() {
+        Ok(c)
+    } else {
+        Err(problems)
     }
 }

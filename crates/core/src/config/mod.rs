@@ -22,8 +22,20 @@ pub fn join_path(prefix: &str, field: &str) -> String {
     }
 }
 
+/// Deserializes a config value; a failure is one problem with its field path (relative to
+/// `value`) and a message in YAML's terms.
+pub fn deserialize<T: serde::de::DeserializeOwned>(
+    value: &serde_json::Value,
+) -> Result<T, Problems> {
+    serde_path_to_error::deserialize::<_, T>(value).map_err(|e| {
+        let path = e.path().to_string();
+        let path = if path == "." { String::new() } else { path };
+        vec![(path, clean_serde_message(&e.inner().to_string()))]
+    })
+}
+
 /// serde's messages say "invalid type: string \"x\", expected u64"; users read YAML, not Rust.
-pub fn clean_serde_message(msg: &str) -> String {
+fn clean_serde_message(msg: &str) -> String {
     let mut m = msg.to_string();
     for (from, to) in [
         ("expected u64", "expected a non-negative integer"),
