@@ -8,6 +8,27 @@ use std::time::Duration;
 use common::client::http_post;
 use common::{free_port, make_certs, Spangate};
 
+/// Posts `n` spans called `name` to an OTLP/HTTP receiver; the body sent.
+fn post_spans(port: u16, name: &str, n: usize) -> Vec<u8> {
+    let body = common::encode_spans(vec![
+        opentelemetry_proto::tonic::trace::v1::Span {
+            trace_id: vec![7; 16],
+            span_id: vec![8; 8],
+            name: name.into(),
+            ..Default::default()
+        };
+        n
+    ]);
+    let (s, _, _) = http_post(
+        port,
+        "/v1/traces",
+        &[("content-type", "application/x-protobuf")],
+        &body,
+    );
+    assert_eq!(s, 200);
+    body
+}
+
 #[test]
 fn mtls_and_token_between_two_spangates() {
     let dir = tempfile::tempdir().unwrap();
@@ -61,22 +82,7 @@ service:
     traces: {{ receivers: [otlp], exporters: [otlp/grpc_tls, otlphttp/https] }}
 "
     ));
-    let body = common::encode_spans(vec![
-        opentelemetry_proto::tonic::trace::v1::Span {
-            trace_id: vec![7; 16],
-            span_id: vec![8; 8],
-            name: "secure".into(),
-            ..Default::default()
-        };
-        3
-    ]);
-    let (s, _, _) = http_post(
-        b_http,
-        "/v1/traces",
-        &[("content-type", "application/x-protobuf")],
-        &body,
-    );
-    assert_eq!(s, 200);
+    let body = post_spans(b_http, "secure", 3);
     b.wait_metric(
         "spangate_exporter_sent_spans_total",
         &[("exporter", "otlp/grpc_tls")],
@@ -152,4 +158,87 @@ service:
     });
     let out = std::fs::read_to_string(a.path("received.jsonl")).unwrap();
     assert_eq!(out.matches("\"name\":\"secure\"").count(), 6);
+}
+
+/// A bare gRPC endpoint and an `https://` one are verified against the system roots unless a
+/// CA is given; `insecure_skip_verify` encrypts without checking (the contrib key), on both
+/// transports.
+#[test]
+fn server_certificates_are_verified_unless_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = make_certs(dir.path());
+    let (a_grpc, a_http) = (free_port(), free_port());
+    let a = Spangate::start(&format!(
+        "
+receivers:
+  otlp:
+    protocols:
+      grpc: {{ endpoint: 127.0.0.1:{a_grpc} }}
+      http: {{ endpoint: 127.0.0.1:{a_http} }}
+    tls: {{ cert_file: {}, key_file: {} }}
+exporters:
+  debug: {{}}
+service:
+  pipelines:
+    traces: {{ receivers: [otlp], exporters: [debug] }}
+",
+        c.server_cert.display(),
+        c.server_key.display(),
+    ));
+    let b_http = free_port();
+    let b = Spangate::start(&format!(
+        "
+receivers:
+  otlp:
+    protocols: {{ http: {{ endpoint: 127.0.0.1:{b_http} }} }}
+exporters:
+  otlp/skip:
+    endpoint: 127.0.0.1:{a_grpc}
+    tls: {{ insecure_skip_verify: true }}
+  otlphttp/skip:
+    endpoint: https://127.0.0.1:{a_http}
+    tls: {{ insecure_skip_verify: true }}
+  otlp/verify:
+    endpoint: 127.0.0.1:{a_grpc}
+    retry_on_failure: {{ enabled: false }}
+  otlphttp/verify:
+    endpoint: https://127.0.0.1:{a_http}
+    retry_on_failure: {{ enabled: false }}
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      exporters: [otlp/skip, otlphttp/skip, otlp/verify, otlphttp/verify]
+"
+    ));
+    post_spans(b_http, "unverified", 2);
+    for skip in ["otlp/skip", "otlphttp/skip"] {
+        b.wait_metric(
+            "spangate_exporter_sent_spans_total",
+            &[("exporter", skip)],
+            2.0,
+        );
+    }
+    // The test CA is not a system root: the verifying exporters never deliver.
+    for verify in ["otlp/verify", "otlphttp/verify"] {
+        b.wait_metric(
+            "spangate_exporter_send_failed_spans_total",
+            &[("exporter", verify)],
+            2.0,
+        );
+    }
+    for transport in ["grpc", "http"] {
+        a.wait_metric(
+            "spangate_receiver_accepted_spans_total",
+            &[("transport", transport)],
+            2.0,
+        );
+    }
+    assert_eq!(
+        b.metric(
+            "spangate_exporter_sent_spans_total",
+            &[("exporter", "otlp/verify")]
+        ),
+        0.0
+    );
 }

@@ -4,8 +4,9 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use crate::component::registry::{parse_config, Check, Problems};
+use crate::component::registry::{parse_beside, Check, Problems};
 use crate::component::{BuildError, Exporter, ExporterConfig, ExporterContext};
+use crate::settings::kafka::ClientSettings;
 pub use crate::settings::kafka::Encoding;
 
 #[derive(Debug, Clone, Copy, PartialEq, Default, Deserialize)]
@@ -29,8 +30,9 @@ pub enum Compression {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KafkaExporterConfig {
-    /// Bootstrap brokers, `host:port`.
-    pub brokers: Vec<String>,
+    /// `brokers`, `client_id`, `auth`, `tls`: parsed beside the exporter's own keys.
+    #[serde(skip)]
+    pub client: ClientSettings,
     /// Topic to produce to (default `otlp_spans`).
     #[serde(default = "default_topic")]
     pub topic: String,
@@ -43,9 +45,6 @@ pub struct KafkaExporterConfig {
     /// Span (then resource) attribute naming the session, for `partition_by: session`.
     #[serde(default = "default_session_attribute")]
     pub session_attribute: String,
-    /// Kafka client id (default `spangate`).
-    #[serde(default = "default_client_id")]
-    pub client_id: String,
     /// Message compression: `none` (default) or `gzip`.
     #[serde(default)]
     pub compression: Compression,
@@ -54,12 +53,6 @@ pub struct KafkaExporterConfig {
     /// `message.max.bytes` (default 900000, under Kafka's 1 MB default).
     #[serde(default = "default_max_message_bytes")]
     pub max_message_bytes: usize,
-    /// `sasl: { mechanism, username, password }` (and the contrib's older `tls` place).
-    #[serde(default)]
-    pub auth: Option<crate::settings::kafka::Auth>,
-    /// TLS to the brokers: `{ insecure, insecure_skip_verify, ca_file, cert_file, key_file }`.
-    #[serde(default)]
-    pub tls: Option<crate::settings::kafka::Tls>,
 }
 
 fn default_topic() -> String {
@@ -72,46 +65,28 @@ fn default_max_message_bytes() -> usize {
     900_000
 }
 
-fn default_client_id() -> String {
-    "spangate".into()
-}
-
-impl KafkaExporterConfig {
-    pub fn security(&self) -> crate::settings::kafka::Security<'_> {
-        crate::settings::kafka::Security::new(&self.auth, &self.tls)
-    }
-}
-
 impl Check for KafkaExporterConfig {
     fn check(&self) -> Problems {
         let mut out = Vec::new();
-        if self.brokers.is_empty() {
-            out.push((
-                "brokers".into(),
-                "list at least one broker (host:port)".into(),
-            ));
-        }
-        for (i, b) in self.brokers.iter().enumerate() {
-            let ok = b
-                .rsplit_once(':')
-                .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
-            if !ok {
-                out.push((format!("brokers[{i}]"), format!("`{b}` is not host:port")));
-            }
-        }
         if self.max_message_bytes < 1024 {
             out.push(("max_message_bytes".into(), "must be at least 1024".into()));
         }
         if self.topic.is_empty() {
             out.push(("topic".into(), "must not be empty".into()));
         }
-        self.security().check(&mut out);
         out
     }
 }
 
 pub fn parse(v: &serde_json::Value) -> Result<Arc<dyn ExporterConfig>, Problems> {
-    Ok(Arc::new(parse_config::<KafkaExporterConfig>(v)?))
+    Ok(Arc::new(parse_typed(v)?))
+}
+
+/// The config with its client settings, parsed beside its own keys.
+pub fn parse_typed(v: &serde_json::Value) -> Result<KafkaExporterConfig, Problems> {
+    let (client, config) =
+        parse_beside::<ClientSettings, KafkaExporterConfig>(v, &ClientSettings::KEYS)?;
+    Ok(KafkaExporterConfig { client, ..config })
 }
 
 impl ExporterConfig for KafkaExporterConfig {

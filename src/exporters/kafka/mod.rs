@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message;
-use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 
@@ -48,11 +47,8 @@ impl KafkaExporter {
         timeout: Duration,
         log: ClientLog,
     ) -> Result<Self, KafkaError> {
-        let mut cc = ClientConfig::new();
-        cfg.security().apply(&mut cc);
+        let mut cc = cfg.client.client_config();
         let producer: FutureProducer<LoggingContext> = cc
-            .set("bootstrap.servers", cfg.brokers.join(","))
-            .set("client.id", &cfg.client_id)
             .set("partitioner", "murmur2_random")
             .set("acks", "all")
             .set("linger.ms", "5")
@@ -307,11 +303,10 @@ mod tests {
 
     #[test]
     fn large_groups_are_split_under_the_message_cap() {
-        let cfg: KafkaExporterConfig =
-            crate::component::registry::parse_config(&serde_json::json!({
-                "brokers": ["127.0.0.1:1"], "max_message_bytes": 4096
-            }))
-            .unwrap();
+        let cfg: KafkaExporterConfig = config::parse_typed(&serde_json::json!({
+            "brokers": ["127.0.0.1:1"], "max_message_bytes": 4096
+        }))
+        .unwrap();
         let telemetry = std::sync::Arc::new(crate::telemetry::Telemetry::new());
         let exporter = KafkaExporter::new(
             &cfg,

@@ -112,7 +112,7 @@ impl Check for OtlpExporterConfig {
                 out.push((format!("headers.{k}"), "not a valid HTTP header".into()));
             }
         }
-        self.tls.check(&mut out);
+        self.tls.check("tls", &mut out);
         out
     }
 }

@@ -1,14 +1,18 @@
 //! OTLP/gRPC client. Sends the batch's cached protobuf encoding as is (no re-encode per
-//! exporter), framed and compressed by us, over tonic's `Channel` (connection pooling, HTTP/2,
-//! TLS); tonic's `Status` parses the answer.
+//! exporter), framed and compressed by us, over tonic's `Channel` (connection pooling, HTTP/2)
+//! with TLS from our rustls settings; tonic's `Status` parses the answer.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use prost::Message;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+use rustls_pki_types::ServerName;
+use tokio::net::TcpStream;
+use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
 use tower::{Service, ServiceExt};
 
@@ -31,7 +35,7 @@ pub enum GrpcSetupError {
     #[error("invalid endpoint: {0}")]
     Endpoint(#[from] tonic::transport::Error),
     #[error("{0}")]
-    Read(String),
+    Tls(#[from] crate::settings::tls::TlsError),
     #[error("invalid header {0}")]
     Header(String),
 }
@@ -44,30 +48,38 @@ impl GrpcExporter {
     /// A client for another unary method (`/package.Service/Method`) on the same settings.
     pub fn with_path(cfg: &OtlpExporterConfig, path: &str) -> Result<Self, GrpcSetupError> {
         let url = endpoint_url(&cfg.endpoint, &cfg.tls);
-        let mut endpoint = Endpoint::from_shared(url.clone())?
+        let parsed: http::Uri = url
+            .parse()
+            .map_err(|_| GrpcSetupError::Header(format!("endpoint {url}")))?;
+        let secure = parsed.scheme_str() == Some("https");
+        // `[::1]` in a URI, `::1` to connect to and to name.
+        let host = parsed.host().unwrap_or_default();
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        let port = parsed.port_u16().unwrap_or(if secure { 443 } else { 80 });
+        // tonic dials `http://` and our connector adds TLS, so the TLS settings are the same
+        // rustls config the HTTP exporter uses (`insecure_skip_verify` included); the origin
+        // keeps `:scheme https` on the requests.
+        let plain = format!("http://{}", parsed.authority().map_or("", |a| a.as_str()));
+        let endpoint = Endpoint::from_shared(plain)?
+            .origin(parsed.clone())
             .tcp_nodelay(true)
             .connect_timeout(Duration::from_secs(5))
             .http2_keep_alive_interval(Duration::from_secs(30))
             .keep_alive_while_idle(true);
-        if url.starts_with("https://") {
-            let mut tls = ClientTlsConfig::new();
-            match &cfg.tls.ca_file {
-                Some(ca) => {
-                    let pem = std::fs::read(ca)
-                        .map_err(|e| GrpcSetupError::Read(format!("{ca}: {e}")))?;
-                    tls = tls.ca_certificate(Certificate::from_pem(pem));
-                }
-                None => tls = tls.with_native_roots(),
-            }
-            if let (Some(c), Some(k)) = (&cfg.tls.cert_file, &cfg.tls.key_file) {
-                let cert =
-                    std::fs::read(c).map_err(|e| GrpcSetupError::Read(format!("{c}: {e}")))?;
-                let key =
-                    std::fs::read(k).map_err(|e| GrpcSetupError::Read(format!("{k}: {e}")))?;
-                tls = tls.identity(Identity::from_pem(cert, key));
-            }
-            endpoint = endpoint.tls_config(tls)?;
-        }
+        // Lazy: a backend that is down at start is retried per batch, never a start failure.
+        let channel = if secure {
+            let tls = Arc::new(cfg.tls.rustls(&[b"h2"])?);
+            let name = ServerName::try_from(host.clone())
+                .map_err(|_| GrpcSetupError::Header(format!("endpoint host {host}")))?;
+            endpoint.connect_with_connector_lazy(tower::service_fn(move |_: http::Uri| {
+                tls_connect(tls.clone(), name.clone(), host.clone(), port)
+            }))
+        } else {
+            endpoint.connect_lazy()
+        };
         let mut headers = http::HeaderMap::new();
         for (k, v) in &cfg.headers.0 {
             let name = http::HeaderName::from_bytes(k.to_ascii_lowercase().as_bytes())
@@ -80,13 +92,27 @@ impl GrpcExporter {
             .parse()
             .map_err(|_| GrpcSetupError::Header(format!("endpoint {url}")))?;
         Ok(GrpcExporter {
-            // Lazy: a backend that is down at start is retried per batch, never a start failure.
-            channel: endpoint.connect_lazy(),
+            channel,
             uri,
             headers,
             gzip: cfg.compression == Compression::Gzip,
         })
     }
+}
+
+/// One TLS connection to `host:port`, verified (or not) as `tls` says.
+async fn tls_connect(
+    tls: Arc<rustls::ClientConfig>,
+    name: ServerName<'static>,
+    host: String,
+    port: u16,
+) -> std::io::Result<TokioIo<tokio_rustls::client::TlsStream<TcpStream>>> {
+    let tcp = TcpStream::connect((host.as_str(), port)).await?;
+    tcp.set_nodelay(true)?;
+    let stream = tokio_rustls::TlsConnector::from(tls)
+        .connect(name, tcp)
+        .await?;
+    Ok(TokioIo::new(stream))
 }
 
 /// Classifies a gRPC status as the OTLP spec says: these codes are transient.

@@ -304,7 +304,7 @@ fn parse_section<C: ?Sized>(
                 for (field, message) in problems {
                     // Only the exporter's own top level takes the pipeline's keys.
                     let message = if settings.is_some() && !field.contains(['.', '[']) {
-                        with_settings(message)
+                        crate::config::with_split_keys(message, &queue::KEYS)
                     } else {
                         message
                     };
@@ -320,19 +320,8 @@ fn parse_section<C: ?Sized>(
 /// Splits an exporter's config into its own keys and the pipeline's ([`queue::KEYS`]), and
 /// parses and checks the latter.
 fn peel_settings(body: &Value) -> (Value, Result<HelperSettings, Vec<(String, String)>>) {
-    let Value::Object(all) = body else {
-        // Not a mapping: the exporter's own parse reports it.
-        return (body.clone(), Ok(HelperSettings::default()));
-    };
-    let (mut ours, mut rest) = (serde_json::Map::new(), serde_json::Map::new());
-    for (k, v) in all {
-        if queue::KEYS.contains(&k.as_str()) {
-            ours.insert(k.clone(), v.clone());
-        } else {
-            rest.insert(k.clone(), v.clone());
-        }
-    }
-    let parsed = crate::config::deserialize::<HelperSettings>(&Value::Object(ours)).and_then(|s| {
+    let (ours, rest) = crate::config::split_keys(body, &queue::KEYS);
+    let parsed = crate::config::deserialize::<HelperSettings>(&ours).and_then(|s| {
         let problems = s.check();
         if problems.is_empty() {
             Ok(s)
@@ -340,18 +329,7 @@ fn peel_settings(body: &Value) -> (Value, Result<HelperSettings, Vec<(String, St
             Err(problems)
         }
     });
-    (Value::Object(rest), parsed)
-}
-
-/// An exporter's "unknown field, expected one of ..." names the pipeline's keys too: they are
-/// valid there, only parsed elsewhere.
-fn with_settings(message: String) -> String {
-    if message.starts_with("unknown field") && message.contains("expected one of") {
-        let extra: Vec<String> = queue::KEYS.iter().map(|k| format!("`{k}`")).collect();
-        format!("{message}, {}", extra.join(", "))
-    } else {
-        message
-    }
+    (rest, parsed)
 }
 
 #[cfg(test)]

@@ -200,3 +200,33 @@ fn env_substitution_and_secrets_stay_out_of_debug() {
     assert!(!dump.contains("s3cret"), "{dump}");
     assert!(dump.contains("<redacted>"));
 }
+
+/// The Kafka client keys are parsed beside each component's own: checked alike on both sides,
+/// and named in the "expected one of" of an unknown key.
+#[cfg(feature = "kafka")]
+#[test]
+fn kafka_client_settings_are_shared() {
+    for side in ["receivers", "exporters"] {
+        let text = format!(
+            "{side}:\n  kafka:\n    brokers: [kafka]\n    client_id: ''\n    tls: {{ ca_file: /nonexistent/ca.pem }}\nservice: {{}}\n"
+        );
+        assert_eq!(
+            errors(&text),
+            [
+                format!("error: {side}.kafka.brokers[0]: `kafka` is not host:port (line 3)"),
+                format!("error: {side}.kafka.client_id: must not be empty (line 4)"),
+                format!("error: {side}.kafka.tls.ca_file: cannot read /nonexistent/ca.pem: No such file or directory (os error 2) (line 5)"),
+            ],
+            "{side}"
+        );
+        let text =
+            format!("{side}:\n  kafka:\n    brokers: [k:9092]\n    topik: x\nservice: {{}}\n");
+        let errors = errors(&text);
+        assert!(
+            errors.len() == 1
+                && errors[0].contains("unknown field `topik`")
+                && errors[0].contains("`brokers`, `client_id`, `auth`, `tls`"),
+            "{side}: {errors:?}"
+        );
+    }
+}

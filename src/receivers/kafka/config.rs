@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::component::registry::{parse_config, Check, Problems};
+use crate::component::registry::{parse_beside, Check, Problems};
 use crate::component::{BoxFuture, BuildError, ReceiverConfig, ReceiverContext, RunningReceiver};
+use crate::settings::kafka::ClientSettings;
 pub use crate::settings::kafka::Encoding;
 
 #[derive(Debug, Clone, Copy, PartialEq, Default, Deserialize)]
@@ -29,8 +30,9 @@ pub struct TracesSection {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KafkaReceiverConfig {
-    /// Bootstrap brokers, `host:port`.
-    pub brokers: Vec<String>,
+    /// `brokers`, `client_id`, `auth`, `tls`: parsed beside the receiver's own keys.
+    #[serde(skip)]
+    pub client: ClientSettings,
     /// Topic to consume (default `otlp_spans`).
     #[serde(default)]
     pub topic: Option<String>,
@@ -46,9 +48,6 @@ pub struct KafkaReceiverConfig {
     /// The contrib collector's layout for topic and encoding.
     #[serde(default)]
     pub traces: Option<TracesSection>,
-    /// Kafka client id (default `spangate`).
-    #[serde(default = "default_client")]
-    pub client_id: String,
     /// Group session timeout (default 10s).
     #[serde(default = "default_session", with = "crate::config::duration")]
     pub session_timeout: Duration,
@@ -58,18 +57,9 @@ pub struct KafkaReceiverConfig {
     /// Longest string (or bytes) attribute value kept; longer ones are truncated and counted.
     #[serde(default)]
     pub max_attribute_value_length: Option<usize>,
-    /// `sasl: { mechanism, username, password }` (and the contrib's older `tls` place).
-    #[serde(default)]
-    pub auth: Option<crate::settings::kafka::Auth>,
-    /// TLS to the brokers: `{ insecure, insecure_skip_verify, ca_file, cert_file, key_file }`.
-    #[serde(default)]
-    pub tls: Option<crate::settings::kafka::Tls>,
 }
 
 fn default_group() -> String {
-    "spangate".into()
-}
-fn default_client() -> String {
     "spangate".into()
 }
 fn default_session() -> Duration {
@@ -82,10 +72,6 @@ impl KafkaReceiverConfig {
             max_attributes_per_span: self.max_attributes_per_span,
             max_attribute_value_length: self.max_attribute_value_length,
         }
-    }
-
-    pub fn security(&self) -> crate::settings::kafka::Security<'_> {
-        crate::settings::kafka::Security::new(&self.auth, &self.tls)
     }
 
     pub fn topic(&self) -> String {
@@ -106,12 +92,6 @@ impl Check for KafkaReceiverConfig {
     fn check(&self) -> Problems {
         let mut out = Vec::new();
         crate::receivers::intake::check_limits(&self.limits(), &mut out);
-        if self.brokers.is_empty() {
-            out.push((
-                "brokers".into(),
-                "list at least one broker (host:port)".into(),
-            ));
-        }
         if self.topic.is_some() && self.traces.as_ref().is_some_and(|t| t.topic.is_some()) {
             out.push((
                 "traces.topic".into(),
@@ -121,13 +101,19 @@ impl Check for KafkaReceiverConfig {
         if self.group_id.is_empty() {
             out.push(("group_id".into(), "must not be empty".into()));
         }
-        self.security().check(&mut out);
         out
     }
 }
 
 pub fn parse(v: &serde_json::Value) -> Result<Arc<dyn ReceiverConfig>, Problems> {
-    Ok(Arc::new(parse_config::<KafkaReceiverConfig>(v)?))
+    Ok(Arc::new(parse_typed(v)?))
+}
+
+/// The config with its client settings, parsed beside its own keys.
+pub fn parse_typed(v: &serde_json::Value) -> Result<KafkaReceiverConfig, Problems> {
+    let (client, config) =
+        parse_beside::<ClientSettings, KafkaReceiverConfig>(v, &ClientSettings::KEYS)?;
+    Ok(KafkaReceiverConfig { client, ..config })
 }
 
 impl ReceiverConfig for KafkaReceiverConfig {

@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message as _;
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
@@ -99,12 +98,9 @@ pub async fn start(
     ctx: ReceiverContext,
 ) -> Result<RunningReceiver, BuildError> {
     let offsets = Arc::new(Offsets::default());
-    let mut cc = ClientConfig::new();
-    cfg.security().apply(&mut cc);
+    let mut cc = cfg.client.client_config();
     let consumer: StreamConsumer<Ctx> = cc
-        .set("bootstrap.servers", cfg.brokers.join(","))
         .set("group.id", &cfg.group_id)
-        .set("client.id", &cfg.client_id)
         .set("enable.auto.commit", "false")
         .set(
             "auto.offset.reset",

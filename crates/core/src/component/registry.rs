@@ -3,12 +3,11 @@
 
 use std::sync::Arc;
 
-use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::{ExporterConfig, ProcessorConfig, ReceiverConfig};
 
-pub use crate::config::Problems;
+pub use crate::config::{parse_beside, parse_config, Check, Problems};
 /// Parses and checks one component's config (a closure, so plugins can sit behind it).
 pub type ParseFn<C> = Arc<dyn Fn(&Value) -> Result<Arc<C>, Problems> + Send + Sync>;
 
@@ -102,24 +101,5 @@ impl Registry {
         };
         v.sort_unstable();
         v
-    }
-}
-
-/// Config structs implement this to add checks serde cannot express.
-pub trait Check {
-    /// (field path, problem) for each problem; empty when valid.
-    fn check(&self) -> Problems {
-        Vec::new()
-    }
-}
-
-/// Deserializes a component config with field paths in errors, then runs its own checks.
-pub fn parse_config<T: DeserializeOwned + Check>(value: &Value) -> Result<T, Problems> {
-    let c: T = crate::config::deserialize(value)?;
-    let problems = c.check();
-    if problems.is_empty() {
-        Ok(c)
-    } else {
-        Err(problems)
     }
 }

@@ -1,6 +1,6 @@
-//! Kafka client settings shared by the `kafka` receiver and exporter: SASL (PLAIN, SCRAM) and
-//! TLS, in the contrib collector's layout (`auth.sasl`, `tls`; `auth.tls` is accepted too), and
-//! their translation into librdkafka properties; and [`ClientLog`], librdkafka's errors and log
+//! Kafka client settings shared by the `kafka` receiver and exporter: brokers, client id, SASL
+//! (PLAIN, SCRAM) and TLS, in the contrib collector's layout (`auth.sasl`, `tls`; `auth.tls` is
+//! accepted too), and their translation into librdkafka properties; and [`ClientLog`], librdkafka's errors and log
 //! lines with repeats rate-limited and counted.
 
 use std::collections::HashMap;
@@ -16,7 +16,8 @@ use crate::telemetry::metrics::Counter;
 use crate::telemetry::Telemetry;
 
 use crate::config::secret::Secret;
-use crate::config::Problems;
+use crate::config::{Check, Problems};
+use crate::settings::client_tls::ClientTls;
 
 /// How spans are written into (and read from) a Kafka message.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Deserialize)]
@@ -65,100 +66,65 @@ pub struct Auth {
     pub sasl: Option<Sasl>,
     /// The contrib collector's older place for `tls`.
     #[serde(default)]
-    pub tls: Option<Tls>,
+    pub tls: Option<ClientTls>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+/// The keys a Kafka receiver or exporter shares with the other: where the brokers are and how
+/// to reach them. Parsed beside the component's own keys ([`ClientSettings::KEYS`]).
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Tls {
-    /// Plaintext after all (the contrib meaning of `insecure`).
+pub struct ClientSettings {
+    /// Bootstrap brokers, `host:port`.
     #[serde(default)]
-    pub insecure: bool,
-    /// Encrypt but accept any broker certificate and name. For tests only.
+    pub brokers: Vec<String>,
+    /// Kafka client id (default `spangate`).
+    #[serde(default = "default_client_id")]
+    pub client_id: String,
+    /// `sasl: { mechanism, username, password }` (and the contrib's older `tls` place).
     #[serde(default)]
-    pub insecure_skip_verify: bool,
-    /// PEM CA bundle to trust instead of the system roots.
+    pub auth: Option<Auth>,
+    /// TLS to the brokers: `{ insecure, insecure_skip_verify, ca_file, cert_file, key_file }`.
     #[serde(default)]
-    pub ca_file: Option<String>,
-    /// PEM client certificate (mTLS), with `key_file`.
-    #[serde(default)]
-    pub cert_file: Option<String>,
-    /// PEM client key (mTLS), with `cert_file`.
-    #[serde(default)]
-    pub key_file: Option<String>,
+    pub tls: Option<ClientTls>,
 }
 
-/// The security settings of one Kafka client.
-#[derive(Debug, Clone, Copy)]
-pub struct Security<'a> {
-    pub auth: Option<&'a Auth>,
-    pub tls: Option<&'a Tls>,
+fn default_client_id() -> String {
+    "spangate".into()
 }
 
-impl<'a> Security<'a> {
-    pub fn new(auth: &'a Option<Auth>, tls: &'a Option<Tls>) -> Self {
-        Security {
-            auth: auth.as_ref(),
-            tls: tls.as_ref(),
+impl Default for ClientSettings {
+    fn default() -> Self {
+        ClientSettings {
+            brokers: Vec::new(),
+            client_id: default_client_id(),
+            auth: None,
+            tls: None,
         }
     }
+}
 
-    fn sasl(&self) -> Option<&'a Sasl> {
-        self.auth.and_then(|a| a.sasl.as_ref())
+impl ClientSettings {
+    pub const KEYS: [&'static str; 4] = ["brokers", "client_id", "auth", "tls"];
+
+    fn sasl(&self) -> Option<&Sasl> {
+        self.auth.as_ref().and_then(|a| a.sasl.as_ref())
     }
 
-    /// The TLS block in force, if TLS is on.
-    fn tls(&self) -> Option<&'a Tls> {
-        self.tls
-            .or_else(|| self.auth.and_then(|a| a.tls.as_ref()))
-            .filter(|t| !t.insecure)
+    /// The TLS block in force and where it was given, if TLS is on.
+    fn tls(&self) -> Option<(&ClientTls, &'static str)> {
+        let given = match (&self.tls, self.auth.as_ref().and_then(|a| a.tls.as_ref())) {
+            (Some(t), _) => Some((t, "tls")),
+            (None, Some(t)) => Some((t, "auth.tls")),
+            (None, None) => None,
+        };
+        given.filter(|(t, _)| !t.insecure)
     }
 
-    pub fn check(&self, out: &mut Problems) {
-        if self.tls.is_some() && self.auth.is_some_and(|a| a.tls.is_some()) {
-            out.push(("auth.tls".into(), "set tls once (tls or auth.tls)".into()));
-        }
-        if let Some(s) = self.sasl() {
-            if s.username.is_empty() {
-                out.push(("auth.sasl.username".into(), "must not be empty".into()));
-            }
-            if s.password.is_empty() {
-                out.push((
-                    "auth.sasl.password".into(),
-                    "must not be empty (an unset variable gives an empty password)".into(),
-                ));
-            }
-        }
-        if let Some(t) = self.tls() {
-            let at = if self.tls.is_some() {
-                "tls"
-            } else {
-                "auth.tls"
-            };
-            if t.cert_file.is_some() != t.key_file.is_some() {
-                out.push((
-                    at.into(),
-                    "cert_file and key_file must be given together".into(),
-                ));
-            }
-            // librdkafka reads the files itself, later; read them now for a clear error.
-            for (key, file) in [("ca_file", &t.ca_file), ("cert_file", &t.cert_file)] {
-                if let Some(f) = file {
-                    if let Err(e) = crate::settings::tls::load_certs(f) {
-                        out.push((format!("{at}.{key}"), e.to_string()));
-                    }
-                }
-            }
-            if let Some(f) = &t.key_file {
-                if let Err(e) = crate::settings::tls::load_key(f) {
-                    out.push((format!("{at}.key_file"), e.to_string()));
-                }
-            }
-        }
-    }
-
-    /// Sets librdkafka's security properties on `cc`.
-    pub fn apply(&self, cc: &mut ClientConfig) {
+    /// librdkafka's settings for these brokers, this client id and this security.
+    pub fn client_config(&self) -> ClientConfig {
+        let mut cc = ClientConfig::new();
+        cc.set("bootstrap.servers", self.brokers.join(","))
+            .set("client.id", &self.client_id);
         let (sasl, tls) = (self.sasl(), self.tls());
         let protocol = match (sasl.is_some(), tls.is_some()) {
             (false, false) => "plaintext",
@@ -177,7 +143,7 @@ impl<'a> Security<'a> {
                 .set("sasl.username", &s.username)
                 .set("sasl.password", s.password.expose());
         }
-        if let Some(t) = tls {
+        if let Some((t, _)) = tls {
             if let Some(f) = &t.ca_file {
                 cc.set("ssl.ca.location", f);
             }
@@ -190,6 +156,49 @@ impl<'a> Security<'a> {
                     .set("ssl.endpoint.identification.algorithm", "none");
             }
         }
+        cc
+    }
+}
+
+impl Check for ClientSettings {
+    fn check(&self) -> Problems {
+        let mut out = Vec::new();
+        if self.brokers.is_empty() {
+            out.push((
+                "brokers".into(),
+                "list at least one broker (host:port)".into(),
+            ));
+        }
+        for (i, b) in self.brokers.iter().enumerate() {
+            let ok = b
+                .rsplit_once(':')
+                .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
+            if !ok {
+                out.push((format!("brokers[{i}]"), format!("`{b}` is not host:port")));
+            }
+        }
+        if self.client_id.is_empty() {
+            out.push(("client_id".into(), "must not be empty".into()));
+        }
+        if self.tls.is_some() && self.auth.as_ref().is_some_and(|a| a.tls.is_some()) {
+            out.push(("auth.tls".into(), "set tls once (tls or auth.tls)".into()));
+        }
+        if let Some(s) = self.sasl() {
+            if s.username.is_empty() {
+                out.push(("auth.sasl.username".into(), "must not be empty".into()));
+            }
+            if s.password.is_empty() {
+                out.push((
+                    "auth.sasl.password".into(),
+                    "must not be empty (an unset variable gives an empty password)".into(),
+                ));
+            }
+        }
+        // librdkafka reads the files itself, later; ClientTls reads them now for a clear error.
+        if let Some((t, at)) = self.tls() {
+            t.check(at, &mut out);
+        }
+        out
     }
 }
 
@@ -197,15 +206,11 @@ impl<'a> Security<'a> {
 mod tests {
     use super::*;
 
-    fn props(auth: serde_json::Value, tls: serde_json::Value) -> (ClientConfig, Problems) {
-        let auth: Option<Auth> = serde_json::from_value(auth).unwrap();
-        let tls: Option<Tls> = serde_json::from_value(tls).unwrap();
-        let sec = Security::new(&auth, &tls);
-        let mut out = Vec::new();
-        sec.check(&mut out);
-        let mut cc = ClientConfig::new();
-        sec.apply(&mut cc);
-        (cc, out)
+    fn settings(v: serde_json::Value) -> (ClientConfig, Problems) {
+        let mut v = v;
+        v["brokers"] = serde_json::json!(["127.0.0.1:9092"]);
+        let s: ClientSettings = serde_json::from_value(v).unwrap();
+        (s.client_config(), s.check())
     }
 
     #[test]
@@ -226,23 +231,25 @@ mod tests {
             (json!({"tls": {}}), json!(null), "ssl"),
         ];
         for (auth, tls, want) in cases {
-            let (cc, problems) = props(auth.clone(), tls.clone());
+            let (cc, problems) = settings(json!({"auth": auth, "tls": tls}));
             assert!(problems.is_empty(), "{problems:?}");
             assert_eq!(cc.get("security.protocol"), Some(want), "{auth} {tls}");
         }
-        let (cc, _) = props(sasl, json!({"insecure_skip_verify": true}));
+        let (cc, _) = settings(json!({"auth": sasl, "tls": {"insecure_skip_verify": true}}));
         assert_eq!(cc.get("sasl.mechanism"), Some("SCRAM-SHA-512"));
         assert_eq!(cc.get("sasl.password"), Some("p"));
         assert_eq!(cc.get("enable.ssl.certificate.verification"), Some("false"));
+        assert_eq!(cc.get("bootstrap.servers"), Some("127.0.0.1:9092"));
+        assert_eq!(cc.get("client.id"), Some("spangate"));
     }
 
     #[test]
     fn problems_are_reported() {
         use serde_json::json;
-        let (_, problems) = props(
-            json!({"sasl": {"mechanism": "PLAIN", "username": "", "password": ""}, "tls": {}}),
-            json!({"cert_file": "/nonexistent/cert.pem", "ca_file": "/nonexistent/ca.pem"}),
-        );
+        let (_, problems) = settings(json!({
+            "auth": {"sasl": {"mechanism": "PLAIN", "username": "", "password": ""}, "tls": {}},
+            "tls": {"cert_file": "/nonexistent/cert.pem", "ca_file": "/nonexistent/ca.pem"},
+        }));
         let keys: Vec<&str> = problems.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(
             keys,
@@ -255,6 +262,10 @@ mod tests {
                 "tls.cert_file"
             ]
         );
+        let bad: ClientSettings =
+            serde_json::from_value(json!({"brokers": ["kafka", "k:1"], "client_id": ""})).unwrap();
+        let keys: Vec<String> = bad.check().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, ["brokers[0]", "client_id"]);
     }
 
     #[test]
