@@ -62,10 +62,7 @@ pub async fn run(paths: Vec<PathBuf>) -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
 
     let telemetry = Arc::new(Telemetry::new());
-    telemetry.memory.configure(
-        config.service.memory_limit_mib,
-        config.service.memory_spike_limit_mib,
-    );
+    apply_memory_limit(&config.service, &telemetry);
     tokio::spawn(crate::telemetry::memory::watch(telemetry.clone()));
     let listeners = Arc::new(ListenerPool::default());
     let state = Arc::new(StateRegistry::default());
@@ -157,10 +154,7 @@ async fn reload(
         }
     };
     let old = std::mem::replace(&mut active.running, running);
-    telemetry.memory.configure(
-        config.service.memory_limit_mib,
-        config.service.memory_spike_limit_mib,
-    );
+    apply_memory_limit(&config.service, telemetry);
     let old_timeout = active.config.service.shutdown_timeout;
     let drain = tokio::spawn(async move { old.shutdown(old_timeout).await });
 
@@ -182,4 +176,46 @@ async fn reload(
     active.config = config;
     tracing::info!("configuration reloaded");
     (active, Some(drain))
+}
+
+/// Puts the memory limit in force (configured, or derived from the cgroup), says where it comes
+/// from, and shows it in `/metrics`.
+fn apply_memory_limit(service: &crate::config::ServiceConfig, telemetry: &Telemetry) {
+    use crate::telemetry::memory::{effective_limit, LimitSource, CGROUP_SHARE_PERCENT};
+    let limit = effective_limit(service.memory_limit_mib);
+    telemetry.memory.configure(
+        limit.as_ref().map(|(b, _)| *b),
+        service.memory_spike_limit_mib,
+    );
+    let m = &telemetry.metrics;
+    m.memory_limit()
+        .set(limit.as_ref().map_or(0, |(b, _)| *b as i64));
+    match &limit {
+        None if service.memory_limit_mib == Some(0) => {
+            m.memory_cgroup_limit().set(0);
+            tracing::warn!("memory_limit_mib: 0: no memory limit; a flood can exhaust memory")
+        }
+        None => {
+            m.memory_cgroup_limit().set(0);
+            tracing::warn!(
+                "no memory limit: service.memory_limit_mib is unset and the cgroup has none; \
+                 a flood can exhaust memory (set memory_limit_mib)"
+            )
+        }
+        Some((bytes, LimitSource::Config)) => {
+            tracing::info!(
+                limit_mib = bytes >> 20,
+                "memory limit from service.memory_limit_mib"
+            )
+        }
+        Some((bytes, LimitSource::Cgroup { limit, file })) => {
+            m.memory_cgroup_limit().set(*limit as i64);
+            tracing::info!(
+                limit_mib = bytes >> 20,
+                cgroup_limit_mib = limit >> 20,
+                file = %file.display(),
+                "memory limit derived from the cgroup ({CGROUP_SHARE_PERCENT}% of it; set service.memory_limit_mib to choose)"
+            )
+        }
+    }
 }

@@ -225,6 +225,56 @@ fn a_corrupt_disk_queue_tail_is_cut_reported_and_the_rest_sent() {
     wait_unique(&sink, 220, &second);
 }
 
+/// `clients` threads posting requests of `spans` spans (~350 wire bytes each, ids unique) over
+/// OTLP/HTTP as fast as they are answered, for `time`: (spans accepted, requests refused).
+fn flood(http: u16, clients: u32, spans: u32, time: Duration) -> (usize, usize) {
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let refused = Arc::new(AtomicUsize::new(0));
+    let deadline = Instant::now() + time;
+    let threads: Vec<_> = (0..clients)
+        .map(|c| {
+            let (accepted, refused) = (accepted.clone(), refused.clone());
+            std::thread::spawn(move || {
+                let mut seq = c * 1_000_000;
+                while Instant::now() < deadline {
+                    seq += 1;
+                    let body = encode_spans(
+                        (0..spans)
+                            .map(|i| Span {
+                                trace_id: [seq.to_be_bytes(), [0; 4], [0; 4], [2; 4]].concat(),
+                                span_id: [seq.to_be_bytes(), i.to_be_bytes()].concat(),
+                                name: "flood".into(),
+                                attributes: vec![common::str_kv("payload", &"x".repeat(300))],
+                                ..Default::default()
+                            })
+                            .collect(),
+                    );
+                    let answer = try_http_post(
+                        http,
+                        "/v1/traces",
+                        &[("content-type", "application/x-protobuf")],
+                        &body,
+                    );
+                    match answer.map(|a| a.0) {
+                        Some(200) => accepted.fetch_add(spans as usize, Ordering::SeqCst),
+                        // Refused before the body was read: a 503, or the connection cut
+                        // under the body (clients retry both).
+                        Some(503) | None => refused.fetch_add(1, Ordering::SeqCst),
+                        Some(other) => panic!("unexpected status {other}"),
+                    };
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    (
+        accepted.load(Ordering::SeqCst),
+        refused.load(Ordering::SeqCst),
+    )
+}
+
 #[test]
 fn a_flood_against_a_down_backend_stays_under_the_memory_limit() {
     let sink = Sink::start();
@@ -250,50 +300,8 @@ service:
     ));
     // Requests of 2000 spans (~1 MB decoded) from 6 clients as fast as they go: unlimited, the
     // queue alone would take gigabytes.
-    let accepted = Arc::new(AtomicUsize::new(0));
-    let refused = Arc::new(AtomicUsize::new(0));
-    let deadline = Instant::now() + Duration::from_secs(12);
-    let clients: Vec<_> = (0..6u32)
-        .map(|c| {
-            let (accepted, refused) = (accepted.clone(), refused.clone());
-            std::thread::spawn(move || {
-                let mut seq = c * 1_000_000;
-                while Instant::now() < deadline {
-                    seq += 1;
-                    let body = encode_spans(
-                        (0..2000u32)
-                            .map(|i| Span {
-                                trace_id: [seq.to_be_bytes(), [0; 4], [0; 4], [2; 4]].concat(),
-                                span_id: [seq.to_be_bytes(), i.to_be_bytes()].concat(),
-                                name: "flood".into(),
-                                attributes: vec![common::str_kv("payload", &"x".repeat(300))],
-                                ..Default::default()
-                            })
-                            .collect(),
-                    );
-                    let answer = try_http_post(
-                        http,
-                        "/v1/traces",
-                        &[("content-type", "application/x-protobuf")],
-                        &body,
-                    );
-                    match answer.map(|a| a.0) {
-                        Some(200) => accepted.fetch_add(2000, Ordering::SeqCst),
-                        // Refused before the body was read: a 503, or the connection cut
-                        // under the body (clients retry both).
-                        Some(503) | None => refused.fetch_add(1, Ordering::SeqCst),
-                        Some(other) => panic!("unexpected status {other}"),
-                    };
-                }
-            })
-        })
-        .collect();
-    for c in clients {
-        c.join().unwrap();
-    }
+    let (accepted, refused) = flood(http, 6, 2000, Duration::from_secs(12));
     let peak = common::peak_rss_mib(sg.pid());
-    let accepted = accepted.load(Ordering::SeqCst);
-    let refused = refused.load(Ordering::SeqCst);
     assert!(refused > 0, "the flood was never refused (peak {peak} MiB)");
     assert!(peak <= 300, "peak RSS {peak} MiB over the 300 MiB limit");
     let counted = sg.metric(
@@ -312,4 +320,65 @@ service:
     sink.set_down(false);
     wait_unique(&sink, accepted, &sg);
     eprintln!("flood: accepted {accepted} spans, refused {refused} requests, peak RSS {peak} MiB");
+}
+
+/// As a user runs it in a container: `otlp -> batch -> otlp` with every default (no
+/// `memory_limit_mib`), a 256 MiB memory cgroup, a backend that answers after 200 ms, a flood.
+/// The limit derived from the cgroup keeps the kernel's OOM killer away (without it this setup
+/// was SIGKILLed within seconds), refusals are counted, and every accepted span is delivered.
+#[test]
+fn a_flood_in_a_256_mib_container_with_a_slow_backend_is_never_oom_killed() {
+    let Some(cgroup) = common::cgroup::MemoryCgroup::new(256 << 20) else {
+        return;
+    };
+    let sink = Sink::start();
+    sink.set_delay(Duration::from_millis(200));
+    let http = free_port();
+    let mut sg = Spangate::start_in(
+        &format!(
+            "
+receivers:
+  otlp:
+    protocols: {{ http: {{ endpoint: 127.0.0.1:{http} }} }}
+processors:
+  batch:
+exporters:
+  otlp:
+    endpoint: 127.0.0.1:{}
+    tls: {{ insecure: true }}
+service:
+  pipelines:
+    traces: {{ receivers: [otlp], processors: [batch], exporters: [otlp] }}
+",
+            sink.grpc_port
+        ),
+        &cgroup,
+    );
+    let limit = sg.metric("spangate_memory_limit_bytes", &[]);
+    assert_eq!(limit, ((256u64 << 20) * 8 / 10) as f64, "{}", sg.logs());
+    assert!(sg.logs().contains("memory limit derived from the cgroup"));
+    let (accepted, refused) = flood(http, 16, 512, Duration::from_secs(12));
+    let peak = common::peak_rss_mib(sg.pid());
+    assert_eq!(cgroup.oom_kills(), 0, "OOM-killed; log:\n{}", sg.logs());
+    assert!(sg.is_running(), "spangate died; log:\n{}", sg.logs());
+    let counted = metric_sum_of(&sg, "spangate_receiver_refused_requests_total");
+    assert!(
+        refused > 0,
+        "the flood was never refused (peak RSS {peak} MiB)"
+    );
+    assert!(
+        counted as usize >= refused,
+        "{counted} counted, {refused} seen"
+    );
+    sink.set_delay(Duration::ZERO);
+    wait_unique(&sink, accepted, &sg);
+    eprintln!(
+        "256 MiB container: accepted {accepted} spans, refused {refused} requests, peak RSS {peak} MiB, cgroup peak {} MiB",
+        cgroup.peak_mib()
+    );
+    drop(sg);
+}
+
+fn metric_sum_of(sg: &Spangate, name: &str) -> f64 {
+    common::metric_sum(&sg.scrape(), name, &[])
 }

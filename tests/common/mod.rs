@@ -2,6 +2,7 @@
 //! server and a hyper HTTP server) that can be switched off, and real OpenTelemetry clients.
 #![allow(dead_code)]
 
+pub mod cgroup;
 pub mod client;
 pub mod kafka;
 pub mod postgres;
@@ -73,13 +74,38 @@ impl Spangate {
 
     /// Starts without waiting for readiness (for start-up failure tests).
     pub fn spawn(yaml: &str, env: &[(&str, &str)]) -> Spangate {
+        Self::spawn_in(yaml, env, None)
+    }
+
+    /// Starts inside `cgroup` (joined before `exec`, so the process reads that cgroup's limit
+    /// from its first instruction), and waits for readiness.
+    pub fn start_in(yaml: &str, cgroup: &cgroup::MemoryCgroup) -> Spangate {
+        let mut s = Self::spawn_in(yaml, &[], Some(cgroup));
+        s.wait_ready();
+        s
+    }
+
+    fn spawn_in(
+        yaml: &str,
+        env: &[(&str, &str)],
+        cgroup: Option<&cgroup::MemoryCgroup>,
+    ) -> Spangate {
         let dir = tempfile::tempdir().expect("tempdir");
         let metrics_port = free_port();
         let config = dir.path().join("pipelines.yaml");
         std::fs::write(&config, with_metrics(yaml, metrics_port)).expect("write config");
         let log = dir.path().join("spangate.log");
         let log_file = std::fs::File::create(&log).expect("log file");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_spangate"));
+        let mut cmd = match cgroup {
+            None => Command::new(env!("CARGO_BIN_EXE_spangate")),
+            Some(cg) => {
+                let mut sh = Command::new("sh");
+                sh.args(["-c", r#"echo $$ > "$0" && exec "$@""#])
+                    .arg(cg.procs())
+                    .arg(env!("CARGO_BIN_EXE_spangate"));
+                sh
+            }
+        };
         cmd.arg("--config")
             .arg(&config)
             .current_dir(dir.path())
@@ -102,6 +128,13 @@ impl Spangate {
 
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
+    }
+
+    /// True while the process has not exited.
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().ok().flatten().is_none())
     }
 
     pub fn pid(&self) -> u32 {

@@ -3,7 +3,7 @@
 
 use std::convert::Infallible;
 use std::io::Read;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -35,6 +35,8 @@ pub struct SinkState {
     pub limit_bytes: AtomicUsize,
     /// Fault injection: refuse this many coming requests as rate limited (small, retryable).
     pub rate_limit_next: AtomicUsize,
+    /// Fault injection: a slow backend, answering each gRPC export after this many ms.
+    pub delay_ms: AtomicU64,
 }
 
 impl SinkState {
@@ -163,6 +165,13 @@ impl Sink {
         }
     }
 
+    /// Answers every gRPC export after `delay` (zero: at once).
+    pub fn set_delay(&self, delay: std::time::Duration) {
+        self.state
+            .delay_ms
+            .store(delay.as_millis() as u64, Ordering::SeqCst);
+    }
+
     pub fn set_down(&self, down: bool) {
         self.state.down.store(down, Ordering::SeqCst);
     }
@@ -177,6 +186,10 @@ impl TraceService for GrpcSink {
         request: tonic::Request<ExportTraceServiceRequest>,
     ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
         self.0.attempts.fetch_add(1, Ordering::SeqCst);
+        let delay = self.0.delay_ms.load(Ordering::SeqCst);
+        if delay > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+        }
         *self.0.last_headers.lock().unwrap() = request
             .metadata()
             .clone()

@@ -20,6 +20,7 @@ pub struct ServiceConfig {
     #[serde(default = "default_shutdown", with = "crate::config::duration")]
     pub shutdown_timeout: Duration,
     /// Resident memory above which (minus the spike allowance) receivers refuse new data.
+    /// Unset: a share of the cgroup's memory limit (see `telemetry::memory`); 0: no limit.
     #[serde(default)]
     pub memory_limit_mib: Option<u64>,
     /// Headroom under `memory_limit_mib` where refusing starts (default 20% of the limit).
@@ -122,9 +123,13 @@ impl ServiceConfig {
             }
         }
         match (self.memory_limit_mib, self.memory_spike_limit_mib) {
-            (Some(l), _) if l < 32 => out.push((
+            (Some(l), _) if (1..32).contains(&l) => out.push((
                 "memory_limit_mib".into(),
-                "must be at least 32 (spangate itself needs some)".into(),
+                "must be at least 32 (spangate itself needs some), or 0 for no limit".into(),
+            )),
+            (Some(0), Some(_)) => out.push((
+                "memory_spike_limit_mib".into(),
+                "applies only with a memory limit (memory_limit_mib is 0)".into(),
             )),
             (Some(l), Some(s)) if s >= l => out.push((
                 "memory_spike_limit_mib".into(),

@@ -274,6 +274,22 @@ impl Metrics {
         )
     }
 
+    pub fn memory_limit(&self) -> Gauge {
+        self.gauge(
+            "spangate_memory_limit_bytes",
+            "The memory limit in force: service.memory_limit_mib, or a share of the cgroup's limit; 0 when none.",
+            &[],
+        )
+    }
+
+    pub fn memory_cgroup_limit(&self) -> Gauge {
+        self.gauge(
+            "spangate_memory_cgroup_limit_bytes",
+            "The process's cgroup memory limit as read at (re)load; 0 when unlimited or not read.",
+            &[],
+        )
+    }
+
     pub fn pipeline_inflight(&self, pipeline: &str) -> Gauge {
         self.gauge(
             "spangate_pipeline_inflight_spans",
