@@ -42,8 +42,9 @@ fn wait_unique(sink: &Sink, want: usize, sg: &Spangate) {
         }
         assert!(
             Instant::now() < deadline,
-            "{got} of {want} spans arrived\n{}",
-            sg.logs()
+            "{got} of {want} spans arrived\n{}\n{}",
+            sg.logs(),
+            sg.scrape()
         );
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -381,4 +382,77 @@ service:
 
 fn metric_sum_of(sg: &Spangate, name: &str) -> f64 {
     common::metric_sum(&sg.scrape(), name, &[])
+}
+
+/// `sizer: bytes` bounds the queue in bytes: behind a down backend it fills to about
+/// `queue_size` bytes, then receivers refuse (retryably, counted); every accepted span is
+/// delivered once the backend is back.
+#[test]
+fn a_queue_sized_in_bytes_holds_its_bytes_and_loses_nothing() {
+    let sink = Sink::start();
+    sink.set_down(true);
+    let http = free_port();
+    let queue = 2 << 20;
+    let sg = Spangate::start(&format!(
+        "
+receivers:
+  otlp:
+    protocols: {{ http: {{ endpoint: 127.0.0.1:{http} }} }}
+exporters:
+  otlp:
+    endpoint: 127.0.0.1:{}
+    tls: {{ insecure: true }}
+    retry_on_failure: {{ initial_interval: 100ms, max_interval: 200ms, max_elapsed_time: 0 }}
+    sending_queue: {{ sizer: bytes, queue_size: {queue}, num_consumers: 1 }}
+service:
+  pipelines:
+    traces: {{ receivers: [otlp], exporters: [otlp] }}
+",
+        sink.grpc_port
+    ));
+    assert_eq!(
+        sg.metric("spangate_exporter_queue_capacity", &[("exporter", "otlp")]),
+        queue as f64
+    );
+    let (mut accepted, mut refused) = (0, 0);
+    // From 1: the span id of (0, 0) would be all zeros, refused as invalid.
+    for seq in 1..=200 {
+        let (status, _, _) = http_post(
+            http,
+            "/v1/traces",
+            &[("content-type", "application/x-protobuf")],
+            &request(seq, 500),
+        );
+        match status {
+            200 => accepted += 500,
+            503 => refused += 1,
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    let bytes = sg.metric("spangate_exporter_queue_bytes", &[("exporter", "otlp")]);
+    let batches = sg.metric("spangate_exporter_queue_batches", &[("exporter", "otlp")]);
+    assert!(
+        refused > 0,
+        "never full: {bytes} bytes in {batches} batches"
+    );
+    assert!(bytes > 0.0 && bytes <= queue as f64, "{bytes} bytes queued");
+    assert_eq!(
+        sg.metric("spangate_exporter_queue_size", &[("exporter", "otlp")]),
+        bytes,
+        "the sizer's unit is bytes"
+    );
+    assert_eq!(
+        common::metric_sum(
+            &sg.scrape(),
+            "spangate_receiver_refused_spans_total",
+            &[("reason", "pipeline_full")]
+        ),
+        (refused * 500) as f64
+    );
+    sink.set_down(false);
+    wait_unique(&sink, accepted, &sg);
+    assert_eq!(
+        sg.metric("spangate_exporter_queue_bytes", &[("exporter", "otlp")]),
+        0.0
+    );
 }

@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 
 use crate::component::{BoxFuture, Consumer, InlineProcessor, Output, Refusal, Verdict};
 use crate::data::SpanBatch;
-use crate::pipeline::queue::ExporterHandle;
+use crate::pipeline::queue::{Cost, ExporterHandle};
 use crate::pipeline::queue::{DirectExport, QueueFull, Slot};
 use crate::telemetry::metrics::{Counter, Gauge};
 
@@ -95,16 +95,22 @@ impl Segment {
         Ok(())
     }
 
-    /// Reserves room at the hop without waiting; `None` when full.
-    pub fn try_reserve(&self) -> Option<Reservation<'_>> {
+    /// Reserves room at the hop for `batch` without waiting; `None` when full. `cost` is the
+    /// batch's [`Cost`], computed once for every pipeline, and only when an exporter queue needs it.
+    pub fn try_reserve<'a>(
+        &'a self,
+        batch: &SpanBatch,
+        cost: &mut Option<Cost>,
+    ) -> Option<Reservation<'a>> {
         match &self.next {
             Hop::Stage { tx, loss, .. } => {
                 tx.try_reserve().ok().map(|p| Reservation::Stage(p, loss))
             }
             Hop::Exporters(handles) => {
+                let cost = *cost.get_or_insert_with(|| Cost::of(batch));
                 let mut slots = Vec::with_capacity(handles.len());
                 for h in handles {
-                    slots.push(h.try_reserve().ok()?);
+                    slots.push(h.try_reserve(cost).ok()?);
                 }
                 Some(Reservation::Exporters(slots))
             }
@@ -133,9 +139,10 @@ impl Segment {
             }
             Hop::Exporters(handles) => {
                 batch.set_holder(None);
+                let cost = Cost::of(&batch);
                 let shared = Arc::new(batch);
                 for h in handles {
-                    h.send(shared.clone()).await;
+                    h.send(shared.clone(), cost).await;
                 }
             }
         }
@@ -174,8 +181,10 @@ impl Fanout {
     /// All or nothing: every pipeline gets its copy, or none does and the caller refuses.
     pub async fn consume(&self, batch: SpanBatch) -> Result<(), Refusal> {
         let mut reservations = Vec::with_capacity(self.heads.len());
+        let mut cost = None;
         for head in &self.heads {
-            reservations.push(head.segment.try_reserve().ok_or(Refusal::Full)?);
+            let reservation = head.segment.try_reserve(&batch, &mut cost);
+            reservations.push(reservation.ok_or(Refusal::Full)?);
         }
         let mut copies = Vec::with_capacity(self.heads.len());
         let mut original = Some(batch);

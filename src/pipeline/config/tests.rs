@@ -230,3 +230,37 @@ fn kafka_client_settings_are_shared() {
         );
     }
 }
+
+#[test]
+fn sending_queue_sizer_is_contribs() {
+    let exporter = |queue: &str| {
+        format!("exporters:\n  otlp:\n    endpoint: 127.0.0.1:4317\n    sending_queue: {queue}\nservice: {{}}\n")
+    };
+    for sizer in ["requests", "items", "bytes"] {
+        let text = exporter(&format!("{{ sizer: {sizer}, queue_size: 5000 }}"));
+        let found: Vec<String> = match load(&[&text]) {
+            Ok(_) => Vec::new(),
+            Err(d) => d.to_string().lines().map(str::to_string).collect(),
+        };
+        assert!(
+            found.iter().all(|e| e.contains("at least one pipeline")),
+            "{sizer}: {found:?}"
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let text = exporter(&format!(
+        "{{ sizer: bytes, storage: {} }}",
+        dir.path().display()
+    ));
+    let found = errors(&text);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].starts_with("error: exporters.otlp.sending_queue.sizer: a disk queue"),
+        "{found:?}"
+    );
+    let found = errors(&exporter("{ sizer: spans }"));
+    assert!(
+        found[0].contains("unknown variant `spans`, expected one of `requests`, `items`, `bytes`"),
+        "{found:?}"
+    );
+}

@@ -10,13 +10,13 @@ pub mod wal;
 use std::sync::Arc;
 use tokio::time::Instant;
 
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::component::{ExportError, Exporter};
 use crate::config::ComponentId;
 use crate::data::SpanBatch;
-use crate::settings::queue::HelperSettings;
+use crate::settings::queue::{HelperSettings, Sizer};
 use crate::telemetry::metrics::{Counter, Gauge, Histogram};
 use crate::telemetry::Telemetry;
 use disk::{DiskQueue, DiskSlot};
@@ -32,6 +32,23 @@ pub struct Runner {
     latency: Histogram,
 }
 
+/// What one batch takes of a queue: its spans and encoded bytes (computed once per batch, for
+/// every exporter it goes to).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Cost {
+    pub spans: usize,
+    pub bytes: usize,
+}
+
+impl Cost {
+    pub fn of(batch: &SpanBatch) -> Cost {
+        Cost {
+            spans: batch.len(),
+            bytes: batch.encoded_len(),
+        }
+    }
+}
+
 /// A batch owned by one exporter until it is counted.
 pub struct Queued {
     batch: Arc<SpanBatch>,
@@ -39,6 +56,15 @@ pub struct Queued {
     counted: bool,
     /// From the disk queue: unsent, it stays there for the next run instead of failing.
     durable: bool,
+    /// In a memory queue: the room it takes there, given back when a consumer takes it.
+    room: Option<Room>,
+}
+
+/// A batch's share of a memory queue: its units of the sizer, and what it adds to the gauges.
+struct Room {
+    _units: OwnedSemaphorePermit,
+    units: usize,
+    bytes: usize,
 }
 
 impl Drop for Queued {
@@ -67,6 +93,7 @@ impl Queued {
             runner,
             counted: false,
             durable: false,
+            room: None,
         }
     }
 
@@ -152,9 +179,80 @@ pub struct ExporterHandle {
     runner: Arc<Runner>,
     /// `None` when `sending_queue.enabled: false` (senders export directly) or on disk.
     tx: Option<mpsc::Sender<Queued>>,
+    /// With `tx`: the queue's capacity in units of its sizer.
+    units: Option<Units>,
     /// `sending_queue.storage`: the queue is a write-ahead log.
     disk: Option<Arc<DiskQueue>>,
-    queue_size: Gauge,
+}
+
+/// A memory queue's capacity, in units of its sizer, and its gauges.
+struct Units {
+    sizer: Sizer,
+    room: Arc<Semaphore>,
+    capacity: usize,
+    gauges: QueueGauges,
+}
+
+/// What a memory queue holds: units of its sizer (`spangate_exporter_queue_size`), batches and
+/// bytes.
+#[derive(Clone)]
+struct QueueGauges {
+    units: Gauge,
+    batches: Gauge,
+    bytes: Gauge,
+}
+
+impl QueueGauges {
+    fn add(&self, room: &Room) {
+        self.units.add(room.units as i64);
+        self.batches.add(1);
+        self.bytes.add(room.bytes as i64);
+    }
+
+    fn sub(&self, room: &Room) {
+        self.units.sub(room.units as i64);
+        self.batches.sub(1);
+        self.bytes.sub(room.bytes as i64);
+    }
+}
+
+impl Units {
+    /// The units `cost` takes; one batch larger than the whole queue takes all of it (it goes
+    /// in alone, once the queue is empty).
+    fn of(&self, cost: Cost) -> usize {
+        self.sizer
+            .cost(cost.spans, cost.bytes)
+            .clamp(1, self.capacity)
+    }
+
+    fn try_take(&self, cost: Cost) -> Option<Room> {
+        let units = self.of(cost);
+        let permit = self
+            .room
+            .clone()
+            .try_acquire_many_owned(units as u32)
+            .ok()?;
+        Some(Room {
+            _units: permit,
+            units,
+            bytes: cost.bytes,
+        })
+    }
+
+    async fn take(&self, cost: Cost) -> Option<Room> {
+        let units = self.of(cost);
+        let permit = self
+            .room
+            .clone()
+            .acquire_many_owned(units as u32)
+            .await
+            .ok()?;
+        Some(Room {
+            _units: permit,
+            units,
+            bytes: cost.bytes,
+        })
+    }
 }
 
 impl Drop for ExporterHandle {
@@ -172,7 +270,7 @@ pub struct Slot<'a> {
 }
 
 enum Place<'a> {
-    Memory(mpsc::Permit<'a, Queued>),
+    Memory(mpsc::Permit<'a, Queued>, Room),
     Disk(&'a DiskQueue, DiskSlot<'a>),
     Direct,
 }
@@ -182,9 +280,13 @@ impl Slot<'_> {
     /// queue could not write the batch (a full disk): nothing was taken, the sender refuses.
     pub fn send(self, batch: Arc<SpanBatch>) -> Result<Option<DirectExport>, QueueFull> {
         match self.place {
-            Place::Memory(p) => {
-                self.handle.queue_size.add(1);
-                p.send(Queued::new(batch, self.handle.runner.clone()));
+            Place::Memory(p, room) => {
+                if let Some(u) = &self.handle.units {
+                    u.gauges.add(&room);
+                }
+                let mut queued = Queued::new(batch, self.handle.runner.clone());
+                queued.room = Some(room);
+                p.send(queued);
                 Ok(None)
             }
             Place::Disk(q, slot) => q.write(slot, &batch).map(|_| None).map_err(|_| QueueFull),
@@ -219,12 +321,16 @@ impl ExporterHandle {
         self.disk.is_some()
     }
 
-    /// Reserves a slot without waiting; `Err` when the queue is full.
-    pub fn try_reserve(&self) -> Result<Slot<'_>, QueueFull> {
-        let place = match (&self.tx, &self.disk) {
-            (Some(tx), _) => Place::Memory(tx.try_reserve().map_err(|_| QueueFull)?),
-            (None, Some(d)) => Place::Disk(d, d.try_reserve().ok_or(QueueFull)?),
-            (None, None) => Place::Direct,
+    /// Reserves room for a batch of `cost` without waiting; `Err` when the queue is full.
+    pub fn try_reserve(&self, cost: Cost) -> Result<Slot<'_>, QueueFull> {
+        let place = match (&self.tx, &self.units, &self.disk) {
+            (Some(tx), Some(units), _) => {
+                let room = units.try_take(cost).ok_or(QueueFull)?;
+                Place::Memory(tx.try_reserve().map_err(|_| QueueFull)?, room)
+            }
+            (Some(_), None, _) => unreachable!("a memory queue has its units"),
+            (None, _, Some(d)) => Place::Disk(d, d.try_reserve().ok_or(QueueFull)?),
+            (None, _, None) => Place::Direct,
         };
         Ok(Slot {
             handle: self,
@@ -232,23 +338,24 @@ impl ExporterHandle {
         })
     }
 
-    /// Hands a batch over, waiting for queue space (or for the export, when direct).
-    pub async fn send(&self, batch: Arc<SpanBatch>) {
+    /// Hands a batch of `cost` over, waiting for queue space (or for the export, when direct).
+    pub async fn send(&self, batch: Arc<SpanBatch>, cost: Cost) {
         if let Some(d) = &self.disk {
             return d.send(&batch).await;
         }
-        let queued = Queued::new(batch, self.runner.clone());
-        match &self.tx {
-            Some(tx) => match tx.reserve().await {
-                Ok(permit) => {
-                    self.queue_size.add(1);
+        let mut queued = Queued::new(batch, self.runner.clone());
+        match (&self.tx, &self.units) {
+            (Some(tx), Some(units)) => match (units.take(cost).await, tx.reserve().await) {
+                (Some(room), Ok(permit)) => {
+                    units.gauges.add(&room);
+                    queued.room = Some(room);
                     permit.send(queued);
                 }
                 // The consumer side only goes away when aborted at the deadline; `queued`
                 // drops here and is counted as failed.
-                Err(_) => drop(queued),
+                _ => drop(queued),
             },
-            None => queued.run().await,
+            _ => queued.run().await,
         }
     }
 }
@@ -279,8 +386,8 @@ pub fn start(
             id: id.clone(),
             runner,
             tx: None,
+            units: None,
             disk: None,
-            queue_size,
         });
         return Ok((handle, tokio::spawn(async {})));
     }
@@ -292,7 +399,7 @@ pub fn start(
             settings.queue.queue_size,
             settings.queue.max_size_mib.saturating_mul(1024 * 1024),
             settings.queue.fsync_interval.is_zero(),
-            queue_size.clone(),
+            queue_size,
             m.exporter_queue_bytes(&name),
             runner.clone(),
         )?;
@@ -311,29 +418,42 @@ pub fn start(
             id: id.clone(),
             runner,
             tx: None,
+            units: None,
             disk: Some(queue),
-            queue_size,
         });
         return Ok((handle, task));
     }
-    capacity.set(settings.queue.queue_size as i64);
-    let (tx, rx) = mpsc::channel(settings.queue.queue_size);
-    let task = tokio::spawn(consume(
-        rx,
-        settings.queue.num_consumers,
-        queue_size.clone(),
-    ));
+    // Every batch takes at least one unit, so `queue_size` batches is also the most the
+    // channel ever holds; the units bound it first.
+    let size = settings.queue.queue_size.min(MAX_UNITS);
+    capacity.set(size as i64);
+    let (tx, rx) = mpsc::channel(size);
+    let gauges = QueueGauges {
+        units: queue_size,
+        batches: m.exporter_queue_batches(&name),
+        bytes: m.exporter_queue_bytes(&name),
+    };
+    let task = tokio::spawn(consume(rx, settings.queue.num_consumers, gauges.clone()));
     let handle = Arc::new(ExporterHandle {
         id: id.clone(),
         runner,
         tx: Some(tx),
+        units: Some(Units {
+            sizer: settings.queue.sizer,
+            room: Arc::new(Semaphore::new(size)),
+            capacity: size,
+            gauges,
+        }),
         disk: None,
-        queue_size,
     });
     Ok((handle, task))
 }
 
-async fn consume(mut rx: mpsc::Receiver<Queued>, consumers: usize, queue_size: Gauge) {
+/// The most units a memory queue has: a tokio semaphore takes at most `u32::MAX` at once (4 GiB
+/// with `sizer: bytes`, far above any memory limit).
+const MAX_UNITS: usize = u32::MAX as usize;
+
+async fn consume(mut rx: mpsc::Receiver<Queued>, consumers: usize, gauges: QueueGauges) {
     let slots = Arc::new(Semaphore::new(consumers));
     let mut running = JoinSet::new();
     loop {
@@ -342,10 +462,13 @@ async fn consume(mut rx: mpsc::Receiver<Queued>, consumers: usize, queue_size: G
         let Ok(permit) = slots.clone().acquire_owned().await else {
             break;
         };
-        let Some(item) = rx.recv().await else {
+        let Some(mut item) = rx.recv().await else {
             break;
         };
-        queue_size.sub(1);
+        // Out of the queue: its room is free for the next batch.
+        if let Some(room) = item.room.take() {
+            gauges.sub(&room);
+        }
         running.spawn(async move {
             item.run().await;
             drop(permit);
@@ -421,6 +544,9 @@ mod tests {
         }
     }
 
+    /// A cost the default sizer (requests) counts as one batch.
+    const ONE: Cost = Cost { spans: 1, bytes: 1 };
+
     fn batch(n: usize) -> Arc<SpanBatch> {
         use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
         Arc::new(SpanBatch::new(vec![ResourceSpans {
@@ -442,7 +568,7 @@ mod tests {
             permanent: false,
         });
         let (h, task) = start(&id, exp.clone(), settings(true), &t).unwrap();
-        h.send(batch(3)).await;
+        h.send(batch(3), ONE).await;
         drop(h);
         task.await.unwrap();
         assert_eq!(exp.calls.load(Ordering::SeqCst), 3);
@@ -479,7 +605,7 @@ mod tests {
         let mut s = settings(false);
         s.retry.max_elapsed_time = Duration::from_secs(20);
         let (h, _task) = start(&id, exp.clone(), s, &t).unwrap();
-        h.send(batch(2)).await;
+        h.send(batch(2), ONE).await;
         let calls = exp.calls.lock().unwrap().clone();
         // 0s, 7s, 14s; a fourth at 21s would pass max_elapsed_time.
         assert_eq!(calls.len(), 3);
@@ -498,7 +624,7 @@ mod tests {
             permanent: true,
         });
         let (h, _task) = start(&id, exp.clone(), settings(false), &t).unwrap();
-        let slot = h.try_reserve().unwrap();
+        let slot = h.try_reserve(ONE).unwrap();
         slot.send(batch(4)).unwrap().unwrap().run().await;
         assert_eq!(
             exp.calls.load(Ordering::SeqCst),
@@ -521,10 +647,10 @@ mod tests {
         let (h, task) = start(&id, exp, settings(true), &t).unwrap();
         // One in the consumer (retrying forever), two queued: the fourth reservation fails.
         for _ in 0..3 {
-            h.try_reserve().unwrap().send(batch(1)).unwrap();
+            h.try_reserve(ONE).unwrap().send(batch(1)).unwrap();
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        assert_eq!(h.try_reserve().err(), Some(QueueFull));
+        assert_eq!(h.try_reserve(ONE).err(), Some(QueueFull));
         task.abort();
         let _ = task.await;
         drop(h);
@@ -578,7 +704,7 @@ mod tests {
         });
         let (h, task) = start(&id, down.clone(), disk_settings(dir.path(), 100), &t).unwrap();
         for n in [3, 4, 5] {
-            let slot = h.try_reserve().unwrap();
+            let slot = h.try_reserve(ONE).unwrap();
             assert!(slot.send(batch(n)).unwrap().is_none());
         }
         assert_eq!(t.metrics.exporter_queue_size("otlp/disk").get(), 3);
@@ -620,14 +746,14 @@ mod tests {
         let mut s = disk_settings(dir.path(), 2);
         s.queue.fsync_interval = Duration::ZERO;
         let (h, task) = start(&id, exp.clone(), s, &t).unwrap();
-        let (a, b) = (h.try_reserve().unwrap(), h.try_reserve().unwrap());
-        assert!(h.try_reserve().is_err(), "two places, both reserved");
+        let (a, b) = (h.try_reserve(ONE).unwrap(), h.try_reserve(ONE).unwrap());
+        assert!(h.try_reserve(ONE).is_err(), "two places, both reserved");
         a.send(batch(1)).unwrap();
         b.send(batch(1)).unwrap();
-        assert!(h.try_reserve().is_err());
+        assert!(h.try_reserve(ONE).is_err());
         let waiting = {
             let h = h.clone();
-            tokio::spawn(async move { h.send(batch(2)).await })
+            tokio::spawn(async move { h.send(batch(2), ONE).await })
         };
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(!waiting.is_finished());
@@ -636,5 +762,59 @@ mod tests {
         wait_until(|| t.metrics.exporter_sent("otlp/full").get() == 4).await;
         drop(h);
         task.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn sizers_count_spans_or_bytes_and_the_gauges_show_all_three() {
+        let t = Telemetry::new();
+        let gate = Arc::new(Switch {
+            up: false.into(),
+            spans: AtomicU32::new(0),
+        });
+        for (sizer, queue_size, fits) in [(Sizer::Items, 10, 2), (Sizer::Bytes, 0, 2)] {
+            let id = ComponentId::parse(&format!("otlp/{sizer:?}")).unwrap();
+            let name = id.to_string();
+            let b = batch(4);
+            let cost = Cost::of(&b);
+            assert_eq!(cost.spans, 4);
+            assert_eq!(cost.bytes, b.encoded().len());
+            let mut s = settings(true);
+            s.queue.sizer = sizer;
+            // Room for two 4-span batches and a bit, not three.
+            s.queue.queue_size = if queue_size > 0 {
+                queue_size
+            } else {
+                cost.bytes * 5 / 2
+            };
+            gate.up.store(false, Ordering::SeqCst);
+            let (h, task) = start(&id, gate.clone(), s, &t).unwrap();
+            // One batch goes to the (blocked) consumer; `fits` more wait in the queue.
+            h.try_reserve(cost).unwrap().send(b.clone()).unwrap();
+            let m = &t.metrics;
+            wait_until(|| m.exporter_queue_batches(&name).get() == 0).await;
+            for _ in 0..fits {
+                h.try_reserve(cost).unwrap().send(b.clone()).unwrap();
+            }
+            assert!(h.try_reserve(cost).is_err(), "{sizer:?}: full");
+            assert_eq!(m.exporter_queue_batches(&name).get(), fits as i64);
+            assert_eq!(
+                m.exporter_queue_bytes(&name).get(),
+                (fits * cost.bytes) as i64
+            );
+            let units = sizer.cost(cost.spans, cost.bytes) * fits;
+            assert_eq!(m.exporter_queue_size(&name).get(), units as i64);
+            // A batch bigger than the whole queue still goes in, alone, once it is empty.
+            gate.up.store(true, Ordering::SeqCst);
+            wait_until(|| m.exporter_queue_batches(&name).get() == 0).await;
+            let huge = Cost {
+                spans: 1000,
+                bytes: 1 << 20,
+            };
+            h.send(batch(1), huge).await;
+            drop(h);
+            task.await.unwrap();
+            assert_eq!(m.exporter_queue_bytes(&name).get(), 0);
+            assert_eq!(m.exporter_queue_size(&name).get(), 0);
+        }
     }
 }

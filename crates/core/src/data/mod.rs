@@ -308,6 +308,18 @@ impl SpanBatch {
         out
     }
 
+    /// The length of [`SpanBatch::encoded`], without encoding when it is not cached yet.
+    pub fn encoded_len(&self) -> usize {
+        match self.encoded.get() {
+            Some(b) => b.len() - GRPC_HEADER,
+            None => self
+                .resource_spans
+                .iter()
+                .map(|rs| prost::encoding::message::encoded_len(1, rs))
+                .sum(),
+        }
+    }
+
     /// The OTLP protobuf `ExportTraceServiceRequest` bytes, encoded once.
     pub fn encoded(&self) -> Bytes {
         self.grpc_frame().slice(GRPC_HEADER..)

@@ -8,6 +8,30 @@ use serde::Deserialize;
 
 pub use super::retry::RetryConfig;
 
+/// What `sending_queue.queue_size` counts (the contrib collector's `sizer`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Sizer {
+    /// Batches.
+    #[default]
+    Requests,
+    /// Spans.
+    Items,
+    /// Bytes of the batches' OTLP protobuf encoding.
+    Bytes,
+}
+
+impl Sizer {
+    /// What a batch of `spans` spans, `bytes` encoded, takes of the queue.
+    pub fn cost(self, spans: usize, bytes: usize) -> usize {
+        match self {
+            Sizer::Requests => 1,
+            Sizer::Items => spans,
+            Sizer::Bytes => bytes,
+        }
+    }
+}
+
 /// `sending_queue`: in memory, or on disk with `storage`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -15,9 +39,13 @@ pub struct QueueConfig {
     /// When false, the sender waits for each export (and its retries) to finish.
     #[serde(default = "yes")]
     pub enabled: bool,
-    /// Capacity in batches; when full, senders wait and receivers refuse with a retryable status.
+    /// Capacity, in `sizer` units; when full, senders wait and receivers refuse with a
+    /// retryable status.
     #[serde(default = "default_queue_size")]
     pub queue_size: usize,
+    /// `requests` (default: `queue_size` batches), `items` (spans) or `bytes`.
+    #[serde(default)]
+    pub sizer: Sizer,
     /// Exports in flight at once.
     #[serde(default = "default_consumers")]
     pub num_consumers: usize,
@@ -39,6 +67,7 @@ impl Default for QueueConfig {
         QueueConfig {
             enabled: true,
             queue_size: default_queue_size(),
+            sizer: Sizer::default(),
             num_consumers: default_consumers(),
             storage: None,
             max_size_mib: default_max_size_mib(),
@@ -115,6 +144,14 @@ impl HelperSettings {
             out.push((
                 "sending_queue.num_consumers".into(),
                 "must be at least 1".into(),
+            ));
+        }
+        if self.queue.storage.is_some() && self.queue.sizer != Sizer::Requests {
+            out.push((
+                "sending_queue.sizer".into(),
+                "a disk queue (storage) counts batches (queue_size) and bytes on disk \
+                 (max_size_mib): leave sizer at requests"
+                    .into(),
             ));
         }
         if let (true, Some(dir)) = (self.queue.enabled, &self.queue.storage) {

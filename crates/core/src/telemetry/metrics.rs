@@ -221,7 +221,7 @@ impl Metrics {
     pub fn exporter_queue_size(&self, exporter: &str) -> Gauge {
         self.gauge(
             "spangate_exporter_queue_size",
-            "Batches waiting in an exporter's sending queue.",
+            "What an exporter's sending queue holds, in units of its sizer (batches by default).",
             &[("exporter", exporter)],
         )
     }
@@ -229,7 +229,7 @@ impl Metrics {
     pub fn exporter_queue_capacity(&self, exporter: &str) -> Gauge {
         self.gauge(
             "spangate_exporter_queue_capacity",
-            "Capacity, in batches, of an exporter's sending queue.",
+            "Capacity of an exporter's sending queue, in units of its sizer (batches by default).",
             &[("exporter", exporter)],
         )
     }
@@ -237,7 +237,15 @@ impl Metrics {
     pub fn exporter_queue_bytes(&self, exporter: &str) -> Gauge {
         self.gauge(
             "spangate_exporter_queue_bytes",
-            "Bytes an exporter's disk queue (sending_queue.storage) holds on disk.",
+            "Bytes an exporter's queue holds: encoded batches in memory, or on disk with sending_queue.storage.",
+            &[("exporter", exporter)],
+        )
+    }
+
+    pub fn exporter_queue_batches(&self, exporter: &str) -> Gauge {
+        self.gauge(
+            "spangate_exporter_queue_batches",
+            "Batches waiting in an exporter's in-memory sending queue, whatever its sizer.",
             &[("exporter", exporter)],
         )
     }
