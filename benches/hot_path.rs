@@ -36,6 +36,30 @@ fn hot_path(c: &mut Criterion) {
         })
     });
 
+    // The bytes path's check: the validating walk over the same requests, no decode.
+    g.bench_function("spangate_wire_walk", |b| {
+        b.iter(|| {
+            let mut spans = 0;
+            for w in &wire {
+                spans += spangate::data::wire::walk(&w[..]).unwrap().spans;
+            }
+            black_box(spans)
+        })
+    });
+
+    g.bench_function("prost_decode", |b| {
+        b.iter(|| {
+            let mut spans = 0;
+            for w in &wire {
+                spans += ExportTraceServiceRequest::decode(&w[..])
+                    .unwrap()
+                    .resource_spans
+                    .len();
+            }
+            black_box(spans)
+        })
+    });
+
     g.bench_function("spangate_decode_validate_batch_encode", |b| {
         b.iter(|| {
             let mut pending: Option<SpanBatch> = None;

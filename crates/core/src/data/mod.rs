@@ -8,6 +8,7 @@ pub mod json;
 pub mod limits;
 pub mod rpc;
 pub mod validate;
+pub mod wire;
 
 /// The OTLP types spans are made of, for plugins (no version-matched dependency of their own).
 pub use opentelemetry_proto::tonic::common::v1 as common;

@@ -12,19 +12,24 @@ pub struct Rejected {
 }
 
 fn problem(span: &Span) -> Option<&'static str> {
-    if span.trace_id.len() != 16 {
+    id_problem(&span.trace_id, &span.span_id, &span.parent_span_id)
+}
+
+/// What is wrong with a span's ids, if anything (shared with the wire walk, `super::wire`).
+pub fn id_problem(trace_id: &[u8], span_id: &[u8], parent_span_id: &[u8]) -> Option<&'static str> {
+    if trace_id.len() != 16 {
         return Some("trace_id must be 16 bytes");
     }
-    if span.trace_id.iter().all(|&b| b == 0) {
+    if trace_id.iter().all(|&b| b == 0) {
         return Some("trace_id must not be all zeros");
     }
-    if span.span_id.len() != 8 {
+    if span_id.len() != 8 {
         return Some("span_id must be 8 bytes");
     }
-    if span.span_id.iter().all(|&b| b == 0) {
+    if span_id.iter().all(|&b| b == 0) {
         return Some("span_id must not be all zeros");
     }
-    if !span.parent_span_id.is_empty() && span.parent_span_id.len() != 8 {
+    if !parent_span_id.is_empty() && parent_span_id.len() != 8 {
         return Some("parent_span_id must be empty or 8 bytes");
     }
     None
