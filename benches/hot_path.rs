@@ -47,6 +47,24 @@ fn hot_path(c: &mut Criterion) {
         })
     });
 
+    // What an otlp -> batch -> otlp pipeline now does with a protobuf request: walk, keep
+    // the bytes, concatenate them into the batch, send the concatenation.
+    let shared: Vec<bytes::Bytes> = wire.iter().map(|w| bytes::Bytes::from(w.clone())).collect();
+    g.bench_function("spangate_walk_batch_encode", |b| {
+        b.iter(|| {
+            let mut pending: Option<SpanBatch> = None;
+            for w in &shared {
+                let walked = spangate::data::wire::walk(w).unwrap();
+                let batch = SpanBatch::from_wire(w.clone(), walked.spans);
+                match pending.as_mut() {
+                    Some(p) => p.absorb(batch),
+                    None => pending = Some(batch),
+                }
+            }
+            black_box(pending.unwrap().encoded().len())
+        })
+    });
+
     g.bench_function("prost_decode", |b| {
         b.iter(|| {
             let mut spans = 0;

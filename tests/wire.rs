@@ -1,7 +1,8 @@
 //! The wire walk (`spangate::data::wire`) against prost's decode, its reference: on generated
 //! OTLP requests (attributes of every type, nested arrays and maps, empty scopes, bad ids) and
 //! on those requests mutated (bytes changed, cut, inserted, unknown fields of every wire type),
-//! the walk accepts exactly what prost accepts and counts the same spans and invalid spans.
+//! the walk accepts exactly what prost accepts and counts the same spans and invalid spans; and
+//! a batch kept as those bytes gives what a batch of the decoded structs gives.
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{
@@ -16,6 +17,7 @@ use proptest::prelude::*;
 use prost::Message;
 use spangate::data::validate::remove_invalid;
 use spangate::data::wire::{walk, Walk};
+use spangate::data::SpanBatch;
 
 fn any_value() -> impl Strategy<Value = AnyValue> {
     let leaf = prop_oneof![
@@ -217,6 +219,29 @@ proptest! {
     fn the_walk_counts_what_prost_decodes(req in request()) {
         let bytes = req.encode_to_vec();
         prop_assert_eq!(walk(&bytes).ok(), reference(&bytes));
+    }
+
+    /// The bytes path of a batch (received bytes, concatenated by batching, filtered) gives what
+    /// the struct path gives.
+    #[test]
+    fn a_wire_batch_equals_its_decoded_twin(a in request(), b in request(), drop_kind in 0..3i32) {
+        let wire_batch = |r: &ExportTraceServiceRequest| {
+            let bytes = bytes::Bytes::from(r.encode_to_vec());
+            let spans = walk(&bytes).unwrap().spans;
+            SpanBatch::from_wire(bytes, spans)
+        };
+        let mut ours = wire_batch(&a);
+        ours.absorb(wire_batch(&b));
+        let mut theirs = SpanBatch::new(a.resource_spans.clone());
+        theirs.absorb(SpanBatch::new(b.resource_spans.clone()));
+        prop_assert_eq!(ours.len(), theirs.len());
+        prop_assert_eq!(ours.encoded_len(), ours.encoded().len());
+        let decode = |b: &SpanBatch| ExportTraceServiceRequest::decode(&b.encoded()[..]).unwrap();
+        prop_assert_eq!(decode(&ours), decode(&theirs));
+        let removed = ours.retain_spans(|s| s.kind != drop_kind);
+        prop_assert_eq!(removed, theirs.retain_spans(|s| s.kind != drop_kind));
+        prop_assert_eq!(decode(&ours), decode(&theirs));
+        prop_assert_eq!(ours.len(), theirs.len());
     }
 
     #[test]

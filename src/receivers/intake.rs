@@ -4,6 +4,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use bytes::Bytes;
+use prost::Message;
+
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
@@ -12,9 +15,52 @@ use crate::component::{Consumer, Refusal};
 use crate::config::ComponentId;
 use crate::data::ack::Ack;
 use crate::data::limits::{self, AttrLimits};
-use crate::data::{count_spans, validate, SpanBatch};
+use crate::data::{count_spans, validate, wire, SpanBatch};
 use crate::telemetry::metrics::Counter;
 use crate::telemetry::Telemetry;
+
+/// A request as a receiver hands it on: still encoded (walked by [`wire::walk`], every span
+/// valid), or decoded.
+pub enum Received {
+    Wire { request: Bytes, spans: usize },
+    Decoded(ExportTraceServiceRequest),
+}
+
+impl From<ExportTraceServiceRequest> for Received {
+    fn from(r: ExportTraceServiceRequest) -> Self {
+        Received::Decoded(r)
+    }
+}
+
+impl Received {
+    /// Checks a protobuf request. With `keep_encoded` (no attribute limits to apply) a request
+    /// the wire walk finds whole and valid stays bytes; one with invalid spans, or any request
+    /// without it, is decoded so the spans can be removed or cut. `Err` is the decode error.
+    pub fn proto(raw: Bytes, keep_encoded: bool) -> Result<Received, String> {
+        if keep_encoded {
+            match wire::walk(&raw) {
+                Ok(w) if w.invalid_spans == 0 => {
+                    return Ok(Received::Wire {
+                        request: raw,
+                        spans: w.spans,
+                    })
+                }
+                Ok(_) => {}
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        ExportTraceServiceRequest::decode(raw)
+            .map(Received::Decoded)
+            .map_err(|e| e.to_string())
+    }
+
+    fn spans(&self) -> usize {
+        match self {
+            Received::Wire { spans, .. } => *spans,
+            Received::Decoded(r) => count_spans(&r.resource_spans),
+        }
+    }
+}
 
 /// What a receiver tells its client when it keeps a request.
 #[derive(Debug, Default)]
@@ -98,30 +144,39 @@ impl Intake {
         self
     }
 
+    /// True when requests may stay encoded ([`Received::proto`]): no attribute limits to apply.
+    pub fn keeps_encoded(&self) -> bool {
+        self.limits == AttrLimits::default()
+    }
+
     /// Validates spans, hands the rest to the pipelines (tied to `acks`), and counts.
     pub async fn accept(
         &self,
         transport: &'static str,
-        mut request: ExportTraceServiceRequest,
+        request: Received,
         acks: Vec<Ack>,
     ) -> Result<Accepted, Refusal> {
         if self.over_memory() {
-            self.refused(
-                transport,
-                "memory_limit",
-                count_spans(&request.resource_spans) as u64,
-            );
+            self.refused(transport, "memory_limit", request.spans() as u64);
             return Err(Refusal::Memory);
         }
-        let rejected = validate::remove_invalid(&mut request.resource_spans);
-        if rejected.spans > 0 {
-            self.refused(transport, "invalid_span", rejected.spans);
-            tracing::debug!(receiver = %self.id, spans = rejected.spans, reason = %rejected.message, "spans rejected");
-        }
-        let limited = limits::apply(&mut request.resource_spans, self.limits);
-        self.limited.0.inc_by(limited.dropped);
-        self.limited.1.inc_by(limited.truncated);
-        let mut batch = SpanBatch::new(request.resource_spans);
+        let (mut batch, rejected) = match request {
+            Received::Wire { request, spans } => (
+                SpanBatch::from_wire(request, spans),
+                validate::Rejected::default(),
+            ),
+            Received::Decoded(mut request) => {
+                let rejected = validate::remove_invalid(&mut request.resource_spans);
+                if rejected.spans > 0 {
+                    self.refused(transport, "invalid_span", rejected.spans);
+                    tracing::debug!(receiver = %self.id, spans = rejected.spans, reason = %rejected.message, "spans rejected");
+                }
+                let limited = limits::apply(&mut request.resource_spans, self.limits);
+                self.limited.0.inc_by(limited.dropped);
+                self.limited.1.inc_by(limited.truncated);
+                (SpanBatch::new(request.resource_spans), rejected)
+            }
+        };
         for a in acks {
             batch.add_ack(a);
         }

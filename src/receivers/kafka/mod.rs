@@ -195,7 +195,10 @@ async fn run(
                 let (o, t) = (offsets.clone(), topic.clone());
                 Ack::new(move || o.complete(&t, partition, offset))
             };
-            match intake.accept(TRANSPORT, req, vec![ack.clone()]).await {
+            match intake
+                .accept(TRANSPORT, req.into(), vec![ack.clone()])
+                .await
+            {
                 Ok(_) => break,
                 Err(_) => {
                     // Nothing was sent on; the refused copies must not mark the offset done.

@@ -13,9 +13,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use http::{HeaderMap, HeaderValue, Request, Response};
 use http_body_util::{BodyExt, Empty, Full, Limited};
 use hyper::body::Incoming;
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use prost::Message;
 use tonic::{Code, Status};
 
@@ -23,6 +21,7 @@ use super::server::{Body, Handler};
 use super::{auth, Shared, Transport, OFFLOAD_BYTES, RETRY_AFTER};
 use crate::component::Refusal;
 use crate::data::{gzip, rpc};
+use crate::receivers::intake::Received;
 
 pub const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 
@@ -182,11 +181,7 @@ impl GrpcHandler {
         }
     }
 
-    async fn decode(
-        &self,
-        body: Bytes,
-        gzipped: bool,
-    ) -> Result<ExportTraceServiceRequest, Status> {
+    async fn decode(&self, body: Bytes, gzipped: bool) -> Result<Received, Status> {
         let transport = Transport::Grpc;
         if body.len() < 5 {
             self.shared.refused(transport, "decode_error", 0);
@@ -218,7 +213,8 @@ impl GrpcHandler {
         }
         let payload = body.slice(5..);
         let limit = self.limit;
-        let work = move || -> Result<ExportTraceServiceRequest, (&'static str, Status)> {
+        let keep_encoded = self.shared.intake.keeps_encoded();
+        let work = move || -> Result<Received, (&'static str, Status)> {
             let raw = if compressed == 1 {
                 match gzip::decompress(&payload, limit) {
                     Ok(v) => Bytes::from(v),
@@ -237,7 +233,7 @@ impl GrpcHandler {
             } else {
                 payload
             };
-            ExportTraceServiceRequest::decode(raw).map_err(|e| {
+            Received::proto(raw, keep_encoded).map_err(|e| {
                 (
                     "decode_error",
                     Status::invalid_argument(format!(

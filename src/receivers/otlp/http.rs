@@ -9,15 +9,14 @@ use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use prost::Message;
 
 use super::server::{Body, Handler};
 use super::{auth, Shared, Transport, OFFLOAD_BYTES, RETRY_AFTER};
 use crate::component::Refusal;
 use crate::data::{gzip, json, rpc::RpcStatus};
+use crate::receivers::intake::Received;
 
 /// What one JSON object or array costs once decoded (the parsed tree, then the OTLP structs):
 /// an estimate on the high side, for the memory bound.
@@ -326,12 +325,13 @@ impl HttpHandler {
         body: Bytes,
         gzipped: bool,
         encoding: Encoding,
-    ) -> Result<ExportTraceServiceRequest, Failure> {
+    ) -> Result<Received, Failure> {
         let limit = self.limit;
+        let keep_encoded = self.shared.intake.keeps_encoded();
         let allowance = self.shared.intake.memory_allowance();
         // gzip bodies expand (often ~10x), so a smaller compressed body is already big work.
         let big = body.len() > OFFLOAD_BYTES || (gzipped && body.len() > OFFLOAD_BYTES / 8);
-        let work = move || -> Result<ExportTraceServiceRequest, Failure> {
+        let work = move || -> Result<Received, Failure> {
             let raw = if gzipped {
                 match gzip::decompress(&body, limit) {
                     Ok(v) => Bytes::from(v),
@@ -352,7 +352,7 @@ impl HttpHandler {
                 body
             };
             match encoding {
-                Encoding::Proto => ExportTraceServiceRequest::decode(raw).map_err(|e| {
+                Encoding::Proto => Received::proto(raw, keep_encoded).map_err(|e| {
                     fail(
                         StatusCode::BAD_REQUEST,
                         "decode_error",
@@ -377,13 +377,15 @@ impl HttpHandler {
                             ),
                         ));
                     }
-                    json::decode_unbounded(&raw).map_err(|e| {
-                        fail(
-                            StatusCode::BAD_REQUEST,
-                            "decode_error",
-                            format!("cannot decode OTLP/JSON: {e}"),
-                        )
-                    })
+                    json::decode_unbounded(&raw)
+                        .map(Received::from)
+                        .map_err(|e| {
+                            fail(
+                                StatusCode::BAD_REQUEST,
+                                "decode_error",
+                                format!("cannot decode OTLP/JSON: {e}"),
+                            )
+                        })
                 }
             }
         };

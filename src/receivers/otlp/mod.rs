@@ -9,10 +9,9 @@ pub mod server;
 use std::sync::Arc;
 use std::time::Duration;
 
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use tokio::sync::watch;
 
-use super::intake::{Accepted, Intake};
+use super::intake::{Accepted, Intake, Received};
 use crate::component::Refusal;
 use crate::component::{BuildError, ReceiverContext, RunningReceiver};
 use config::OtlpReceiverConfig;
@@ -88,7 +87,7 @@ impl Shared {
     pub async fn accept(
         &self,
         transport: Transport,
-        request: ExportTraceServiceRequest,
+        request: Received,
     ) -> Result<Accepted, Refusal> {
         if !self.durable {
             return self

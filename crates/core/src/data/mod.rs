@@ -97,7 +97,13 @@ impl Drop for Tally {
 }
 
 pub struct SpanBatch {
-    resource_spans: Vec<ResourceSpans>,
+    /// The spans as structs: set from the start for a batch made of them, decoded from `raw`
+    /// on first access otherwise.
+    decoded: OnceLock<Vec<ResourceSpans>>,
+    /// The spans as received, while nobody has changed them: encoded requests whose
+    /// concatenation is one valid request (repeated field 1 concatenates). Each was checked by
+    /// the wire walk (`wire::walk`), so decoding them cannot fail.
+    raw: Vec<Bytes>,
     spans: usize,
     tally: Tally,
     /// Sources waiting for these spans to be done (dropped with the batch).
@@ -110,8 +116,8 @@ pub struct SpanBatch {
 impl std::fmt::Debug for SpanBatch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SpanBatch")
-            .field("resource_spans", &self.resource_spans.len())
             .field("spans", &self.spans)
+            .field("encoded_chunks", &self.raw.len())
             .finish()
     }
 }
@@ -120,12 +126,61 @@ impl SpanBatch {
     pub fn new(resource_spans: Vec<ResourceSpans>) -> Self {
         let spans = count_spans(&resource_spans);
         SpanBatch {
-            resource_spans,
+            decoded: OnceLock::from(resource_spans),
+            raw: Vec::new(),
             spans,
             tally: Tally::default(),
             acks: Vec::new(),
             encoded: OnceLock::new(),
         }
+    }
+
+    /// A batch of an encoded request that [`wire::walk`] accepted, `spans` spans, kept as
+    /// bytes: it is decoded only if a processor or exporter asks for the structs.
+    pub fn from_wire(request: Bytes, spans: usize) -> Self {
+        SpanBatch {
+            decoded: OnceLock::new(),
+            raw: vec![request],
+            spans,
+            tally: Tally::default(),
+            acks: Vec::new(),
+            encoded: OnceLock::new(),
+        }
+    }
+
+    /// True while the batch is still its received bytes (nothing decoded it or changed it).
+    pub fn is_encoded_only(&self) -> bool {
+        self.has_wire() && self.decoded.get().is_none()
+    }
+
+    /// True while the received bytes still stand for the spans (nothing changed them; they
+    /// may have been decoded to be read).
+    fn has_wire(&self) -> bool {
+        !self.raw.is_empty()
+    }
+
+    /// The structs, decoding the received bytes the first time.
+    fn rs(&self) -> &Vec<ResourceSpans> {
+        self.decoded.get_or_init(|| {
+            let mut all = Vec::new();
+            for chunk in &self.raw {
+                match ExportTraceServiceRequest::decode(&chunk[..]) {
+                    Ok(mut req) => all.append(&mut req.resource_spans),
+                    // Unreachable: the walk accepts exactly what prost accepts (tests/wire.rs).
+                    Err(e) => tracing::error!(error = %e, "walked request failed to decode"),
+                }
+            }
+            all
+        })
+    }
+
+    /// The structs, to change: the received bytes and the cached encoding no longer stand
+    /// for them.
+    fn rs_mut(&mut self) -> &mut Vec<ResourceSpans> {
+        self.rs();
+        self.raw.clear();
+        self.encoded = OnceLock::new();
+        self.decoded.get_mut().expect("decoded just now")
     }
 
     /// Ties these spans to a source acknowledgement.
@@ -147,19 +202,21 @@ impl SpanBatch {
     }
 
     pub fn resource_spans(&self) -> &[ResourceSpans] {
-        &self.resource_spans
+        self.rs()
     }
 
     /// Mutable access for processors. Call [`SpanBatch::recount`] after removing spans.
     pub fn resource_spans_mut(&mut self) -> &mut Vec<ResourceSpans> {
-        self.encoded = OnceLock::new();
-        &mut self.resource_spans
+        self.rs_mut()
     }
 
     /// Re-counts spans after a processor removed some; the removed ones leave the in-flight
     /// gauge (the processor counts them as dropped with its reason).
     pub fn recount(&mut self) {
-        let now = count_spans(&self.resource_spans);
+        if self.has_wire() {
+            return; // nothing has changed it
+        }
+        let now = count_spans(self.rs());
         let removed = self.spans.saturating_sub(now) as u64;
         self.spans = now;
         if removed > 0 {
@@ -174,21 +231,23 @@ impl SpanBatch {
     /// and the batch is recounted. Returns how many spans went (the caller counts them as
     /// dropped with its reason).
     pub fn retain_spans(&mut self, mut keep: impl FnMut(&Span) -> bool) -> u64 {
+        self.rs();
+        let all = self.decoded.get_mut().expect("decoded just now");
         let mut removed = 0u64;
-        for rs in &mut self.resource_spans {
+        for rs in all.iter_mut() {
             for ss in &mut rs.scope_spans {
                 let before = ss.spans.len();
                 ss.spans.retain(|s| keep(s));
                 removed += (before - ss.spans.len()) as u64;
             }
         }
+        // Nothing removed, nothing changed: the received bytes still stand.
         if removed > 0 {
-            // The cached encoding is of the spans before.
-            self.encoded = OnceLock::new();
-            for rs in &mut self.resource_spans {
+            let all = self.rs_mut();
+            for rs in all.iter_mut() {
                 rs.scope_spans.retain(|ss| !ss.spans.is_empty());
             }
-            self.resource_spans.retain(|rs| !rs.scope_spans.is_empty());
+            all.retain(|rs| !rs.scope_spans.is_empty());
             self.recount();
         }
         removed
@@ -229,15 +288,33 @@ impl SpanBatch {
 
     /// A copy for another pipeline: same spans (and source acks), fresh accounting.
     pub fn duplicate(&self) -> SpanBatch {
-        let mut b = SpanBatch::new(self.resource_spans.clone());
+        let mut b = if self.has_wire() {
+            let mut b = SpanBatch::from_wire(Bytes::new(), self.spans);
+            b.raw = self.raw.clone();
+            b
+        } else {
+            SpanBatch::new(self.rs().clone())
+        };
         b.acks = self.acks.clone();
         b
     }
 
     /// Appends `other` (same pipeline), taking over its accounting.
     pub fn absorb(&mut self, mut other: SpanBatch) {
-        self.encoded = OnceLock::new();
-        self.resource_spans.append(&mut other.resource_spans);
+        if self.has_wire() && other.has_wire() {
+            // Still bytes: the requests concatenate when encoded (see `raw`). Structs decoded
+            // to read either part go; they are decoded again if someone asks.
+            self.encoded = OnceLock::new();
+            self.decoded = OnceLock::new();
+            self.raw.append(&mut other.raw);
+        } else if self.is_empty() && self.acks.is_empty() && other.has_wire() {
+            self.encoded = OnceLock::new();
+            self.decoded = OnceLock::new();
+            self.raw = std::mem::take(&mut other.raw);
+        } else {
+            let theirs = std::mem::take(other.rs_mut());
+            self.rs_mut().extend(theirs);
+        }
         self.acks.append(&mut other.acks);
         self.spans += other.spans;
         self.tally.spans += std::mem::take(&mut other.tally.spans);
@@ -253,8 +330,14 @@ impl SpanBatch {
     /// through them) into a new batch that takes their share of the accounting.
     pub fn split_front(&mut self, n: usize) -> SpanBatch {
         if n >= self.spans {
-            let all = std::mem::take(&mut self.resource_spans);
-            let mut out = SpanBatch::new(all);
+            let mut out = if self.has_wire() {
+                let mut out = SpanBatch::from_wire(Bytes::new(), self.spans);
+                out.raw = std::mem::take(&mut self.raw);
+                self.decoded = OnceLock::from(Vec::new());
+                out
+            } else {
+                SpanBatch::new(std::mem::take(self.rs_mut()))
+            };
             out.acks = std::mem::take(&mut self.acks);
             out.tally.spans = std::mem::take(&mut self.tally.spans);
             out.tally.inflight = self.tally.inflight.clone();
@@ -263,15 +346,15 @@ impl SpanBatch {
             self.encoded = OnceLock::new();
             return out;
         }
-        self.encoded = OnceLock::new();
+        let all = self.rs_mut();
         let mut front = Vec::new();
         let mut need = n;
         while need > 0 {
-            let rs = &mut self.resource_spans[0];
+            let rs = &mut all[0];
             let rs_count: usize = rs.scope_spans.iter().map(|s| s.spans.len()).sum();
             if rs_count <= need {
                 need -= rs_count;
-                front.push(self.resource_spans.remove(0));
+                front.push(all.remove(0));
                 continue;
             }
             let mut taken = ResourceSpans {
@@ -311,18 +394,25 @@ impl SpanBatch {
 
     /// The length of [`SpanBatch::encoded`], without encoding when it is not cached yet.
     pub fn encoded_len(&self) -> usize {
-        match self.encoded.get() {
-            Some(b) => b.len() - GRPC_HEADER,
-            None => self
-                .resource_spans
+        if let Some(b) = self.encoded.get() {
+            return b.len() - GRPC_HEADER;
+        }
+        match self.raw.is_empty() {
+            false => self.raw.iter().map(Bytes::len).sum(),
+            true => self
+                .rs()
                 .iter()
                 .map(|rs| prost::encoding::message::encoded_len(1, rs))
                 .sum(),
         }
     }
 
-    /// The OTLP protobuf `ExportTraceServiceRequest` bytes, encoded once.
+    /// The OTLP protobuf `ExportTraceServiceRequest` bytes, encoded once (the received bytes
+    /// as they are, while nothing changed them).
     pub fn encoded(&self) -> Bytes {
+        if let [one] = &self.raw[..] {
+            return one.clone();
+        }
         self.grpc_frame().slice(GRPC_HEADER..)
     }
 
@@ -336,12 +426,22 @@ impl SpanBatch {
 
     fn encode_once(&self) -> &Bytes {
         self.encoded.get_or_init(|| {
+            if !self.raw.is_empty() {
+                let len: usize = self.raw.iter().map(Bytes::len).sum();
+                let mut buf = Vec::with_capacity(GRPC_HEADER + len);
+                buf.push(0);
+                buf.extend_from_slice(&(len as u32).to_be_bytes());
+                for chunk in &self.raw {
+                    buf.extend_from_slice(chunk);
+                }
+                return Bytes::from(buf);
+            }
+            let resource_spans = self.rs();
             // prost's `encode` asks every nested message for its length at each level, so a
             // span's length was computed four times (request, resource, scope, span). Here each
             // span's length is computed once and the outer levels are written from the sums.
             use prost::encoding::{encode_key, encode_varint, encoded_len_varint, WireType};
-            let span_lens: Vec<usize> = self
-                .resource_spans
+            let span_lens: Vec<usize> = resource_spans
                 .iter()
                 .flat_map(|rs| &rs.scope_spans)
                 .flat_map(|ss| &ss.spans)
@@ -350,8 +450,8 @@ impl SpanBatch {
             let field = |len: usize| 1 + encoded_len_varint(len as u64) + len;
             let mut lens = span_lens.iter();
             let mut scope_lens = Vec::new();
-            let mut resource_lens = Vec::with_capacity(self.resource_spans.len());
-            for rs in &self.resource_spans {
+            let mut resource_lens = Vec::with_capacity(resource_spans.len());
+            for rs in resource_spans {
                 let mut rs_len = rs
                     .resource
                     .as_ref()
@@ -380,7 +480,7 @@ impl SpanBatch {
             buf.push(0);
             buf.extend_from_slice(&(len as u32).to_be_bytes());
             let (mut spans, mut scopes) = (span_lens.iter(), scope_lens.iter());
-            for (rs, &rs_len) in self.resource_spans.iter().zip(&resource_lens) {
+            for (rs, &rs_len) in resource_spans.iter().zip(&resource_lens) {
                 encode_key(1, WireType::LengthDelimited, &mut buf);
                 encode_varint(rs_len as u64, &mut buf);
                 if let Some(r) = &rs.resource {
@@ -412,7 +512,7 @@ impl SpanBatch {
 
     pub fn to_request(&self) -> ExportTraceServiceRequest {
         ExportTraceServiceRequest {
-            resource_spans: self.resource_spans.clone(),
+            resource_spans: self.rs().clone(),
         }
     }
 }
@@ -543,5 +643,87 @@ mod tests {
         assert_eq!(count_spans(&after.resource_spans), 1);
         assert_ne!(b.encoded(), before);
         assert_eq!(b.retain_spans(|_| true), 0);
+    }
+
+    /// `batch` as received: its encoding, as a wire batch.
+    fn wire(resources: &[&[usize]]) -> SpanBatch {
+        let b = batch(resources);
+        let bytes = b.encoded();
+        assert!(wire::walk(&bytes).is_ok());
+        SpanBatch::from_wire(bytes, b.len())
+    }
+
+    #[test]
+    fn a_wire_batch_stays_bytes_until_asked_for_structs() {
+        let reference = batch(&[&[2, 1], &[3]]);
+        let mut a = wire(&[&[2, 1], &[3]]);
+        assert!(a.is_encoded_only());
+        assert_eq!(
+            a.encoded(),
+            reference.encoded(),
+            "the received bytes, as they are"
+        );
+        assert_eq!(a.encoded_len(), reference.encoded_len());
+        // Nothing removed: still the received bytes.
+        assert_eq!(a.retain_spans(|_| true), 0);
+        assert_eq!(a.encoded(), reference.encoded());
+        // Fan-out copies share the bytes.
+        let copy = a.duplicate();
+        assert!(copy.is_encoded_only());
+        assert_eq!(copy.encoded(), reference.encoded());
+        // Batching concatenates: one valid request of both.
+        a.absorb(wire(&[&[4]]));
+        assert!(a.is_encoded_only());
+        assert_eq!(a.len(), 10);
+        let both = decode_request(&a.encoded()).unwrap();
+        assert_eq!(count_spans(&both.resource_spans), 10);
+        assert_eq!(both.resource_spans.len(), 3);
+        assert_eq!(a.encoded_len(), a.encoded().len());
+        // Reading decodes, lazily; the bytes still stand for it.
+        assert_eq!(count_spans(a.resource_spans()), 10);
+        assert_eq!(decode_request(&a.encoded()).unwrap(), both);
+        // A change re-encodes from the structs.
+        assert_eq!(a.retain_spans(|s| s.name != "s0"), 4);
+        assert_eq!(a.len(), 6);
+        assert_eq!(
+            count_spans(&decode_request(&a.encoded()).unwrap().resource_spans),
+            6
+        );
+        // Mixed batching decodes the bytes it meets.
+        let mut m = batch(&[&[1]]);
+        m.absorb(wire(&[&[2]]));
+        assert_eq!(m.len(), 3);
+        assert_eq!(
+            count_spans(&decode_request(&m.encoded()).unwrap().resource_spans),
+            3
+        );
+    }
+
+    #[test]
+    fn a_wire_batch_splits_and_keeps_its_accounting() {
+        let m = Metrics::default();
+        let inflight = m.pipeline_inflight("p");
+        let mut b = wire(&[&[3, 2], &[4]]);
+        b.absorb(wire(&[&[1]]));
+        b.track(inflight.clone());
+        assert_eq!(inflight.get(), 10);
+        let front = b.split_front(4);
+        assert_eq!((front.len(), b.len()), (4, 6));
+        assert_eq!(
+            count_spans(&decode_request(&front.encoded()).unwrap().resource_spans),
+            4
+        );
+        assert_eq!(
+            count_spans(&decode_request(&b.encoded()).unwrap().resource_spans),
+            6
+        );
+        drop(front);
+        assert_eq!(inflight.get(), 6);
+        // Taking all of a wire batch moves its bytes.
+        let mut w = wire(&[&[2]]);
+        let all = w.split_front(5);
+        assert!(all.is_encoded_only() && w.is_empty());
+        drop(b);
+        assert_eq!(inflight.get(), 0);
     }
 }
