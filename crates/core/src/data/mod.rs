@@ -1,5 +1,6 @@
-//! The unit of work: [`SpanBatch`], OTLP protobuf `ResourceSpans` as received (no conversion on
-//! the hot path) with a cached span count, its accounting guard and a shared encoding cache.
+//! The unit of work: [`SpanBatch`], spans as the encoded requests they arrived in (checked by
+//! [`wire::walk`], decoded into OTLP protobuf `ResourceSpans` only when something reads them),
+//! with a cached span count, its accounting guard and a shared encoding cache.
 
 pub mod ack;
 pub mod attrs;
