@@ -11,8 +11,7 @@ pub mod offsets;
 use std::sync::Arc;
 use std::time::Duration;
 
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use prost::Message as _;
+use bytes::Bytes;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
@@ -20,7 +19,7 @@ use rdkafka::message::Message;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio::sync::watch;
 
-use super::intake::Intake;
+use super::intake::{Intake, Received};
 use crate::component::{BuildError, ReceiverContext, RunningReceiver};
 use crate::data::ack::Ack;
 use crate::data::json;
@@ -141,12 +140,13 @@ pub async fn start(
     })
 }
 
-fn decode(payload: &[u8], encoding: Encoding) -> Result<ExportTraceServiceRequest, String> {
+/// A message's request: protobuf stays bytes where the intake takes it so ([`Received::proto`]).
+fn decode(payload: &Bytes, encoding: Encoding, keep_encoded: bool) -> Result<Received, String> {
     match encoding {
-        Encoding::OtlpProto => {
-            ExportTraceServiceRequest::decode(payload).map_err(|e| e.to_string())
-        }
-        Encoding::OtlpJson => json::decode_request(payload).map_err(|e| e.to_string()),
+        Encoding::OtlpProto => Received::proto(payload.clone(), keep_encoded),
+        Encoding::OtlpJson => json::decode_request(payload)
+            .map(Received::from)
+            .map_err(|e| e.to_string()),
     }
 }
 
@@ -163,7 +163,7 @@ async fn run(
             _ = stopped.changed() => break,
             _ = ticker.tick() => { commit(&consumer, &offsets); continue; }
             msg = consumer.recv() => match msg {
-                Ok(m) => (m.topic().to_string(), m.partition(), m.offset(), m.payload().unwrap_or_default().to_vec()),
+                Ok(m) => (m.topic().to_string(), m.partition(), m.offset(), Bytes::copy_from_slice(m.payload().unwrap_or_default())),
                 Err(e) => {
                     tracing::warn!(receiver = %intake.id, error = %e, "kafka consume error");
                     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -172,7 +172,8 @@ async fn run(
             },
         };
         offsets.register(&topic, partition, offset);
-        let mut request = match decode(&payload, encoding) {
+        let keep_encoded = intake.keeps_encoded();
+        let mut request = match decode(&payload, encoding, keep_encoded) {
             Ok(r) => Some(r),
             Err(e) => {
                 intake.refused(TRANSPORT, "decode_error", 0);
@@ -186,7 +187,7 @@ async fn run(
             let req = match request.take() {
                 Some(r) => r,
                 // A retry decodes again rather than keeping a clone of every message.
-                None => match decode(&payload, encoding) {
+                None => match decode(&payload, encoding, keep_encoded) {
                     Ok(r) => r,
                     Err(_) => break,
                 },
@@ -195,10 +196,7 @@ async fn run(
                 let (o, t) = (offsets.clone(), topic.clone());
                 Ack::new(move || o.complete(&t, partition, offset))
             };
-            match intake
-                .accept(TRANSPORT, req.into(), vec![ack.clone()])
-                .await
-            {
+            match intake.accept(TRANSPORT, req, vec![ack.clone()]).await {
                 Ok(_) => break,
                 Err(_) => {
                     // Nothing was sent on; the refused copies must not mark the offset done.
