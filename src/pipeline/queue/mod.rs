@@ -67,6 +67,16 @@ struct Room {
     bytes: usize,
 }
 
+impl Room {
+    fn new(permit: OwnedSemaphorePermit, units: usize, cost: Cost) -> Room {
+        Room {
+            _units: permit,
+            units,
+            bytes: cost.bytes,
+        }
+    }
+}
+
 impl Drop for Queued {
     fn drop(&mut self) {
         if !self.counted && self.durable && !self.batch.is_empty() {
@@ -227,31 +237,14 @@ impl Units {
 
     fn try_take(&self, cost: Cost) -> Option<Room> {
         let units = self.of(cost);
-        let permit = self
-            .room
-            .clone()
-            .try_acquire_many_owned(units as u32)
-            .ok()?;
-        Some(Room {
-            _units: permit,
-            units,
-            bytes: cost.bytes,
-        })
+        let permit = self.room.clone().try_acquire_many_owned(units as u32);
+        Some(Room::new(permit.ok()?, units, cost))
     }
 
     async fn take(&self, cost: Cost) -> Option<Room> {
         let units = self.of(cost);
-        let permit = self
-            .room
-            .clone()
-            .acquire_many_owned(units as u32)
-            .await
-            .ok()?;
-        Some(Room {
-            _units: permit,
-            units,
-            bytes: cost.bytes,
-        })
+        let permit = self.room.clone().acquire_many_owned(units as u32).await;
+        Some(Room::new(permit.ok()?, units, cost))
     }
 }
 

@@ -139,9 +139,14 @@ impl SpanBatch {
     /// A batch of an encoded request that [`wire::walk`] accepted, `spans` spans, kept as
     /// bytes: it is decoded only if a processor or exporter asks for the structs.
     pub fn from_wire(request: Bytes, spans: usize) -> Self {
+        Self::from_chunks(vec![request], spans)
+    }
+
+    /// A batch of received requests (see `raw`) holding `spans` spans between them.
+    fn from_chunks(raw: Vec<Bytes>, spans: usize) -> Self {
         SpanBatch {
             decoded: OnceLock::new(),
-            raw: vec![request],
+            raw,
             spans,
             tally: Tally::default(),
             acks: Vec::new(),
@@ -178,9 +183,16 @@ impl SpanBatch {
     /// The structs, to change: the received bytes and the cached encoding no longer stand
     /// for them.
     fn rs_mut(&mut self) -> &mut Vec<ResourceSpans> {
+        // Decoded before the bytes go: they are what it decodes.
         self.rs();
         self.raw.clear();
         self.encoded = OnceLock::new();
+        self.decoded.get_mut().expect("decoded just now")
+    }
+
+    /// The structs, decoded if need be, for a change the caller may not make (the bytes stay).
+    fn decoded_mut(&mut self) -> &mut Vec<ResourceSpans> {
+        self.rs();
         self.decoded.get_mut().expect("decoded just now")
     }
 
@@ -232,8 +244,7 @@ impl SpanBatch {
     /// and the batch is recounted. Returns how many spans went (the caller counts them as
     /// dropped with its reason).
     pub fn retain_spans(&mut self, mut keep: impl FnMut(&Span) -> bool) -> u64 {
-        self.rs();
-        let all = self.decoded.get_mut().expect("decoded just now");
+        let all = self.decoded_mut();
         let mut removed = 0u64;
         for rs in all.iter_mut() {
             for ss in &mut rs.scope_spans {
@@ -290,9 +301,7 @@ impl SpanBatch {
     /// A copy for another pipeline: same spans (and source acks), fresh accounting.
     pub fn duplicate(&self) -> SpanBatch {
         let mut b = if self.has_wire() {
-            let mut b = SpanBatch::from_wire(Bytes::new(), self.spans);
-            b.raw = self.raw.clone();
-            b
+            SpanBatch::from_chunks(self.raw.clone(), self.spans)
         } else {
             SpanBatch::new(self.rs().clone())
         };
@@ -332,10 +341,8 @@ impl SpanBatch {
     pub fn split_front(&mut self, n: usize) -> SpanBatch {
         if n >= self.spans {
             let mut out = if self.has_wire() {
-                let mut out = SpanBatch::from_wire(Bytes::new(), self.spans);
-                out.raw = std::mem::take(&mut self.raw);
                 self.decoded = OnceLock::from(Vec::new());
-                out
+                SpanBatch::from_chunks(std::mem::take(&mut self.raw), self.spans)
             } else {
                 SpanBatch::new(std::mem::take(self.rs_mut()))
             };
