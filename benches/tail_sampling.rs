@@ -9,9 +9,10 @@ use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 use spangate::component::registry::parse_config;
+use spangate::data::wire::walk;
+use spangate::data::SpanBatch;
 use spangate::processors::tail_sampling::config::TailSamplingConfig;
 use spangate::processors::tail_sampling::policy::Policies;
 use spangate::processors::tail_sampling::store::{Limits, Sizing, Store};
@@ -78,9 +79,16 @@ fn store() -> Store {
     )
 }
 
-/// Requests of 100 spans in traces of 8 spans (the bench data's shape).
-fn requests(from: u64, n: u64) -> Vec<ExportTraceServiceRequest> {
-    (from..from + n).map(|i| common::request(i, 100)).collect()
+/// Requests of 100 spans in traces of 8 spans (the bench data's shape), as the receivers hand
+/// them on: encoded, checked by the wire walk.
+fn requests(from: u64, n: u64) -> Vec<SpanBatch> {
+    (from..from + n)
+        .map(|i| {
+            let bytes = common::request(i, 100).encode_to_vec();
+            let spans = walk(&bytes).expect("valid request").spans;
+            SpanBatch::from_wire(bytes.into(), spans)
+        })
+        .collect()
 }
 
 /// `cargo bench` passes `--bench`; `cargo test --benches` (a debug build) only smoke-tests, so
@@ -91,19 +99,16 @@ fn full_size() -> bool {
 
 fn memory_per_span() {
     let st = store();
-    // Baseline before the input exists: buffering consumes (frees) the decoded input, so what
+    // Baseline before the input exists: each input batch is freed once buffered, so what
     // remains above the baseline is what the buffer holds.
     let before = LIVE.load(Ordering::Relaxed);
     let n = if full_size() { 4000 } else { 40 };
     let reqs = requests(0, n); // 400,000 spans, 50,000 traces at full size
     let wire: usize = reqs.iter().map(|r| r.encoded_len()).sum();
-    let spans: usize = reqs
-        .iter()
-        .map(|r| spangate::data::count_spans(&r.resource_spans))
-        .sum();
+    let spans: usize = reqs.iter().map(|r| r.len()).sum();
     let now = Instant::now();
     for r in reqs {
-        let _ = st.insert(r.resource_spans, &[], now);
+        let _ = st.insert(&r, &[], now);
     }
     let held = (LIVE.load(Ordering::Relaxed) - before).max(0) as f64;
     println!(
@@ -123,7 +128,7 @@ fn throughput(c: &mut Criterion) {
     // (decided and released), a steady state at the bound.
     let fill = if full_size() { 6250 } else { 10 };
     for r in requests(0, fill) {
-        let _ = st.insert(r.resource_spans, &[], now);
+        let _ = st.insert(&r, &[], now);
     }
     if full_size() {
         assert_eq!(st.traces(), 50_000);
@@ -140,7 +145,7 @@ fn throughput(c: &mut Criterion) {
             },
             |reqs| {
                 for r in reqs {
-                    std::hint::black_box(st.insert(r.resource_spans, &[], now));
+                    std::hint::black_box(st.insert(&r, &[], now));
                 }
             },
             BatchSize::SmallInput,

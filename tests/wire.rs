@@ -16,6 +16,7 @@ use opentelemetry_proto::tonic::trace::v1::{
 use proptest::prelude::*;
 use prost::Message;
 use spangate::data::validate::remove_invalid;
+use spangate::data::view::{ResourceRef, SpanRef};
 use spangate::data::wire::{walk, Walk};
 use spangate::data::SpanBatch;
 
@@ -238,10 +239,45 @@ proptest! {
         prop_assert_eq!(ours.encoded_len(), ours.encoded().len());
         let decode = |b: &SpanBatch| ExportTraceServiceRequest::decode(&b.encoded()[..]).unwrap();
         prop_assert_eq!(decode(&ours), decode(&theirs));
-        let removed = ours.retain_spans(|s| s.kind != drop_kind);
-        prop_assert_eq!(removed, theirs.retain_spans(|s| s.kind != drop_kind));
+        let removed = ours.retain_spans(|_, s| s.kind() != drop_kind);
+        prop_assert!(ours.is_encoded_only() || ours.is_empty(), "filtering rewrote the bytes without decoding");
+        prop_assert_eq!(removed, theirs.retain_spans(|_, s| s.kind() != drop_kind));
         prop_assert_eq!(decode(&ours), decode(&theirs));
         prop_assert_eq!(ours.len(), theirs.len());
+    }
+
+    /// Every view accessor reads from the bytes (unknown fields at every level among them) what
+    /// the struct gives.
+    #[test]
+    fn views_over_bytes_read_what_the_structs_hold(req in request(), a in request()) {
+        let bytes = with_unknown_fields(&req);
+        let mut wire = SpanBatch::from_wire(bytes.into(), walk(&with_unknown_fields(&req)).unwrap().spans);
+        let mut decoded = SpanBatch::new(req.resource_spans.clone());
+        // And after batching, still as bytes.
+        wire.absorb(SpanBatch::from_wire(a.encode_to_vec().into(), walk(&a.encode_to_vec()).unwrap().spans));
+        decoded.absorb(SpanBatch::new(a.resource_spans.clone()));
+        prop_assert!(wire.is_encoded_only());
+        prop_assert_eq!(project(&wire), project(&decoded));
+        prop_assert!(wire.is_encoded_only(), "reading decoded nothing");
+    }
+
+    /// Removing spans by resource and span fields from bytes with unknown fields gives what the
+    /// struct path gives; the kept spans' bytes are the received ones.
+    #[test]
+    fn filtering_bytes_equals_filtering_structs(req in request(), drop_kind in 0..3i32, key in "[a-z.]{0,2}") {
+        let bytes = with_unknown_fields(&req);
+        let mut wire = SpanBatch::from_wire(bytes.clone().into(), walk(&bytes).unwrap().spans);
+        let mut decoded = SpanBatch::new(req.resource_spans.clone());
+        let keep = |r: ResourceRef<'_>, s: SpanRef<'_>| {
+            s.kind() != drop_kind || r.attribute(&key).is_some()
+        };
+        let removed = wire.retain_spans(keep);
+        prop_assert_eq!(removed, decoded.retain_spans(keep));
+        prop_assert_eq!(wire.len(), decoded.len());
+        prop_assert_eq!(wire.len() as u64 + removed, walk(&bytes).unwrap().spans as u64);
+        let decode = |b: &SpanBatch| ExportTraceServiceRequest::decode(&b.encoded()[..]).unwrap();
+        prop_assert_eq!(decode(&wire), decode(&decoded));
+        prop_assert!(walk(&wire.encoded()).is_ok());
     }
 
     #[test]
@@ -319,4 +355,131 @@ fn nesting_is_limited_where_prost_limits_it() {
         outcomes.contains(&true) && outcomes.contains(&false),
         "{outcomes:?}"
     );
+}
+
+/// Unknown fields of each wire type, appended to a message (prost skips them).
+const UNKNOWN: &[u8] = &[
+    0xb8, 0x06, 0x05, // field 103 varint
+    0xc1, 0x06, 1, 2, 3, 4, 5, 6, 7, 8, // field 104 fixed64
+    0xca, 0x06, 0x02, 0xff, 0xfe, // field 105 bytes
+    0xd5, 0x06, 1, 2, 3, 4, // field 106 fixed32
+];
+
+fn put(out: &mut Vec<u8>, key: u8, body: &[u8]) {
+    out.push(key);
+    prost::encoding::encode_varint(body.len() as u64, out);
+    out.extend_from_slice(body);
+}
+
+/// `req` encoded with unknown fields after every resource, scope and span (and the request).
+fn with_unknown_fields(req: &ExportTraceServiceRequest) -> Vec<u8> {
+    let mut out = Vec::new();
+    for rs in &req.resource_spans {
+        let mut r = Vec::new();
+        if let Some(res) = &rs.resource {
+            prost::encoding::message::encode(1, res, &mut r);
+        }
+        for ss in &rs.scope_spans {
+            let mut s = Vec::new();
+            if let Some(scope) = &ss.scope {
+                prost::encoding::message::encode(1, scope, &mut s);
+            }
+            for span in &ss.spans {
+                let mut body = span.encode_to_vec();
+                body.extend_from_slice(UNKNOWN);
+                put(&mut s, 0x12, &body);
+            }
+            if !ss.schema_url.is_empty() {
+                prost::encoding::string::encode(3, &ss.schema_url, &mut s);
+            }
+            s.extend_from_slice(UNKNOWN);
+            put(&mut r, 0x12, &s);
+        }
+        if !rs.schema_url.is_empty() {
+            prost::encoding::string::encode(3, &rs.schema_url, &mut r);
+        }
+        r.extend_from_slice(UNKNOWN);
+        put(&mut out, 0x0a, &r);
+    }
+    out.extend_from_slice(UNKNOWN);
+    out
+}
+
+type Pairs = Vec<(String, Option<Value>)>;
+
+fn pairs(attrs: spangate::data::view::Attrs<'_>) -> Pairs {
+    attrs.map(|(k, v)| (k.to_string(), v.to_value())).collect()
+}
+
+/// Everything the views read from a batch, owned, to compare.
+#[derive(Debug, PartialEq)]
+enum Seen {
+    Resource(Pairs, String),
+    Scope(String, String, Pairs, String),
+    Span(Box<SpanSeen>),
+}
+
+#[derive(Debug, PartialEq)]
+struct SpanSeen {
+    ids: [Vec<u8>; 3],
+    trace_state: String,
+    name: String,
+    kind: i32,
+    times: (u64, u64),
+    flags: u32,
+    status: (i32, String),
+    attributes: Pairs,
+    first_attribute: Option<Option<Value>>,
+    events: Vec<(u64, String, Pairs)>,
+    links: Vec<(Vec<u8>, Vec<u8>, Pairs)>,
+    encoded: Span,
+}
+
+fn project(batch: &SpanBatch) -> Vec<Seen> {
+    let mut out = Vec::new();
+    for r in batch.resources() {
+        out.push(Seen::Resource(pairs(r.attributes()), r.schema_url().into()));
+        for sc in r.scopes() {
+            out.push(Seen::Scope(
+                sc.name().into(),
+                sc.version().into(),
+                pairs(sc.attributes()),
+                sc.schema_url().into(),
+            ));
+            for s in sc.spans() {
+                let first_key = s.attributes().next().map(|(k, _)| k.to_string());
+                out.push(Seen::Span(Box::new(SpanSeen {
+                    ids: [
+                        s.trace_id().to_vec(),
+                        s.span_id().to_vec(),
+                        s.parent_span_id().to_vec(),
+                    ],
+                    trace_state: s.trace_state().into(),
+                    name: s.name().into(),
+                    kind: s.kind(),
+                    times: (s.start_time_unix_nano(), s.end_time_unix_nano()),
+                    flags: s.flags(),
+                    status: (s.status_code(), s.status_message().into()),
+                    attributes: pairs(s.attributes()),
+                    first_attribute: first_key.map(|k| s.attribute(&k).and_then(|v| v.to_value())),
+                    events: s
+                        .events()
+                        .map(|e| (e.time_unix_nano(), e.name().into(), pairs(e.attributes())))
+                        .collect(),
+                    links: s
+                        .links()
+                        .map(|l| {
+                            (
+                                l.trace_id().to_vec(),
+                                l.span_id().to_vec(),
+                                pairs(l.attributes()),
+                            )
+                        })
+                        .collect(),
+                    encoded: s.to_span(),
+                })));
+            }
+        }
+    }
+    out
 }

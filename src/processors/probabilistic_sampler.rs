@@ -7,8 +7,6 @@
 
 use std::sync::Arc;
 
-use opentelemetry_proto::tonic::common::v1::any_value::Value;
-use opentelemetry_proto::tonic::trace::v1::Span;
 use serde::Deserialize;
 
 use super::hash::fnv1a32_seeded;
@@ -16,6 +14,7 @@ use crate::component::registry::{parse_config, Check, Problems};
 use crate::component::{
     BuildError, InlineProcessor, Processor, ProcessorConfig, ProcessorContext, Verdict,
 };
+use crate::data::view::{SpanRef, ValueRef};
 use crate::data::SpanBatch;
 use crate::telemetry::metrics::Counter;
 
@@ -96,19 +95,11 @@ enum Priority {
     Hash,
 }
 
-fn priority(span: &Span) -> Priority {
-    let Some(v) = span
-        .attributes
-        .iter()
-        .find(|kv| kv.key == "sampling.priority")
-        .and_then(|kv| kv.value.as_ref()?.value.as_ref())
-    else {
-        return Priority::Hash;
-    };
-    let n = match v {
-        Value::IntValue(i) => *i as f64,
-        Value::DoubleValue(d) => *d,
-        Value::StringValue(s) => match s.parse::<f64>() {
+fn priority(span: SpanRef<'_>) -> Priority {
+    let n = match span.attribute("sampling.priority") {
+        Some(ValueRef::Int(i)) => i as f64,
+        Some(ValueRef::Double(d)) => d,
+        Some(ValueRef::Str(s)) => match s.parse::<f64>() {
             Ok(f) => f,
             Err(_) => return Priority::Hash,
         },
@@ -131,10 +122,10 @@ impl HeadSampler {
 
 impl InlineProcessor for HeadSampler {
     fn process(&self, batch: &mut SpanBatch) -> Verdict {
-        let dropped = batch.retain_spans(|s| match priority(s) {
+        let dropped = batch.retain_spans(|_, s| match priority(s) {
             Priority::Keep => true,
             Priority::Drop => false,
-            Priority::Hash => self.keeps(&s.trace_id),
+            Priority::Hash => self.keeps(s.trace_id()),
         });
         if dropped > 0 {
             self.dropped.inc_by(dropped);
@@ -146,8 +137,8 @@ impl InlineProcessor for HeadSampler {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
-    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
+    use opentelemetry_proto::tonic::common::v1::{any_value::Value, AnyValue, KeyValue};
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 
     fn sampler(pct: f64, seed: u32) -> HeadSampler {
         HeadSampler {

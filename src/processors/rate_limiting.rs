@@ -19,7 +19,7 @@ use crate::component::registry::{parse_config, Check, Problems};
 use crate::component::{
     BuildError, InlineProcessor, Processor, ProcessorConfig, ProcessorContext, Verdict,
 };
-use crate::data::attrs::str_attr;
+use crate::data::view::{ResourceRef, ValueRef};
 use crate::data::{trace_key, SpanBatch};
 use crate::telemetry::metrics::Counter;
 
@@ -157,30 +157,31 @@ struct Demand {
 }
 
 impl RateLimiter {
-    fn bucket_key<'a>(
-        &self,
-        attrs: Option<&'a [opentelemetry_proto::tonic::common::v1::KeyValue]>,
-    ) -> &'a str {
+    fn bucket_key<'a>(&self, resource: ResourceRef<'a>) -> &'a str {
         let Some(key) = &self.key else { return "" };
-        attrs.and_then(|a| str_attr(a, key)).unwrap_or("")
+        resource
+            .attribute(key)
+            .and_then(ValueRef::as_str)
+            .unwrap_or("")
     }
 }
 
 impl InlineProcessor for RateLimiter {
     fn process(&self, batch: &mut SpanBatch) -> Verdict {
         let now = Instant::now();
-        // Group the batch's spans by bucket and trace, in order of appearance.
+        // Group the batch's spans by bucket and trace, in order of appearance, reading them
+        // where they lie.
         let mut keys: Vec<&str> = Vec::new();
         let mut demands: Vec<Demand> = Vec::new();
         let mut index: HashMap<(usize, u128), usize> = HashMap::new();
-        for rs in batch.resource_spans() {
-            let k = self.bucket_key(rs.resource.as_ref().map(|r| r.attributes.as_slice()));
+        for rs in batch.resources() {
+            let k = self.bucket_key(rs);
             let bucket = keys.iter().position(|x| *x == k).unwrap_or_else(|| {
                 keys.push(k);
                 keys.len() - 1
             });
-            for span in rs.scope_spans.iter().flat_map(|s| &s.spans) {
-                let trace = trace_key(&span.trace_id);
+            for span in rs.scopes().flat_map(|s| s.spans()) {
+                let trace = trace_key(span.trace_id());
                 let slot = *index.entry((bucket, trace)).or_insert_with(|| {
                     demands.push(Demand {
                         bucket,
@@ -278,8 +279,8 @@ impl InlineProcessor for RateLimiter {
         if rejected.is_empty() && partial.is_empty() {
             return Verdict::Continue;
         }
-        let dropped = batch.retain_spans(|s| {
-            let t = trace_key(&s.trace_id);
+        let dropped = batch.retain_spans(|_, s| {
+            let t = trace_key(s.trace_id());
             if rejected.contains_key(&t) {
                 false
             } else if let Some(left) = partial.get_mut(&t) {

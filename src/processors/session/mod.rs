@@ -17,7 +17,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use opentelemetry_proto::tonic::common::v1::{any_value::Value, KeyValue};
-use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
 use serde::Deserialize;
 
 use crate::component::registry::{parse_config, Check, Problems};
@@ -26,6 +25,7 @@ use crate::component::{
     Sessions, Verdict,
 };
 use crate::data::attrs::{set_attr, str_attr};
+use crate::data::view::{Attrs, ValueRef};
 use crate::data::{trace_key, SpanBatch};
 pub use index::SessionIndex;
 
@@ -98,8 +98,8 @@ impl Sessions for Stamped {
     fn mark_kept(&self, trace_id: u128, now: Instant) {
         self.index.mark_kept(trace_id, now)
     }
-    fn stamp_all(&self, rs: &mut [ResourceSpans], now: Instant) {
-        stamp_all(&self.index, &self.stamp, rs, now)
+    fn stamp_all(&self, batch: &mut SpanBatch, now: Instant) {
+        stamp_all(&self.index, &self.stamp, batch, now)
     }
 }
 
@@ -146,20 +146,11 @@ pub struct SessionProcessor {
 }
 
 /// The first key attribute present with a usable value.
-fn find_session<'a>(keys: &[String], attrs: &'a [KeyValue]) -> Option<std::borrow::Cow<'a, str>> {
-    keys.iter().find_map(|k| {
-        let v = attrs
-            .iter()
-            .find(|kv| &kv.key == k)?
-            .value
-            .as_ref()?
-            .value
-            .as_ref()?;
-        match v {
-            Value::StringValue(s) if !s.is_empty() => Some(std::borrow::Cow::Borrowed(s.as_str())),
-            Value::IntValue(i) => Some(std::borrow::Cow::Owned(i.to_string())),
-            _ => None,
-        }
+fn find_session<'a>(keys: &[String], attrs: Attrs<'a>) -> Option<std::borrow::Cow<'a, str>> {
+    keys.iter().find_map(|k| match attrs.clone().get(k)? {
+        ValueRef::Str(s) if !s.is_empty() => Some(std::borrow::Cow::Borrowed(s)),
+        ValueRef::Int(i) => Some(std::borrow::Cow::Owned(i.to_string())),
+        _ => None,
     })
 }
 
@@ -170,10 +161,24 @@ pub fn stamp(attrs: &mut Vec<KeyValue>, key: &str, session: &str) {
     }
 }
 
-/// Stamps every span whose trace belongs to a session.
-pub fn stamp_all(index: &SessionIndex, stamp_key: &str, rs: &mut [ResourceSpans], now: Instant) {
+/// Stamps every span whose trace belongs to a session. The spans are read where they lie
+/// first: a batch that needs no stamp is not decoded (nor re-encoded).
+pub fn stamp_all(index: &SessionIndex, stamp_key: &str, batch: &mut SpanBatch, now: Instant) {
     let g = index.lock();
-    for span in rs
+    let mut needed = false;
+    batch.for_each_span(|_, span| {
+        if !needed {
+            if let Some(session) = g.session_of(trace_key(span.trace_id()), now) {
+                let has = span.attribute(stamp_key).and_then(ValueRef::as_str);
+                needed = has != Some(&*session);
+            }
+        }
+    });
+    if !needed {
+        return;
+    }
+    for span in batch
+        .resource_spans_mut()
         .iter_mut()
         .flat_map(|r| &mut r.scope_spans)
         .flat_map(|s| &mut s.spans)
@@ -188,16 +193,13 @@ impl SessionProcessor {
     /// Links the batch's traces to the sessions their key attributes name.
     fn observe(&self, batch: &SpanBatch, now: Instant) {
         let mut g = self.index.lock();
-        for rs in batch.resource_spans() {
-            let from_resource = rs
-                .resource
-                .as_ref()
-                .and_then(|r| find_session(&self.keys, &r.attributes));
-            for span in rs.scope_spans.iter().flat_map(|s| &s.spans) {
+        for rs in batch.resources() {
+            let from_resource = find_session(&self.keys, rs.attributes());
+            for span in rs.scopes().flat_map(|s| s.spans()) {
                 if let Some(s) =
-                    find_session(&self.keys, &span.attributes).or(from_resource.clone())
+                    find_session(&self.keys, span.attributes()).or(from_resource.clone())
                 {
-                    g.observe(trace_key(&span.trace_id), &s, now);
+                    g.observe(trace_key(span.trace_id()), &s, now);
                 }
             }
         }
@@ -208,7 +210,7 @@ impl InlineProcessor for SessionProcessor {
     fn process(&self, batch: &mut SpanBatch) -> Verdict {
         let now = Instant::now();
         self.observe(batch, now);
-        stamp_all(&self.index, &self.stamp, batch.resource_spans_mut(), now);
+        stamp_all(&self.index, &self.stamp, batch, now);
         Verdict::Continue
     }
 }
@@ -246,12 +248,7 @@ mod hold {
     }
 
     async fn release(p: &SessionProcessor, mut batch: SpanBatch, output: &dyn Output) {
-        stamp_all(
-            &p.index,
-            &p.stamp,
-            batch.resource_spans_mut(),
-            std::time::Instant::now(),
-        );
+        stamp_all(&p.index, &p.stamp, &mut batch, std::time::Instant::now());
         output.send(batch).await;
     }
 
@@ -301,6 +298,7 @@ mod tests {
     use super::*;
     use opentelemetry_proto::tonic::common::v1::AnyValue;
     use opentelemetry_proto::tonic::resource::v1::Resource;
+    use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
     use opentelemetry_proto::tonic::trace::v1::{ScopeSpans, Span};
 
     fn kv(k: &str, v: &str) -> KeyValue {

@@ -207,9 +207,10 @@ impl TailSampler {
                             // store (a task aborted before it ran); from here the store counts.
                             store.adopt_gauge(batch.release_accounting());
                             let acks = batch.take_acks();
-                            let rs = std::mem::take(batch.resource_spans_mut());
                             let spans = batch.len();
-                            let r = crate::data::heavy(spans, || store.insert(rs, &acks, Instant::now()));
+                            let r = crate::data::heavy(spans, || store.insert(&batch, &acks, Instant::now()));
+                            // The batch's accounting went to the store: it drops as nothing.
+                            drop(batch);
                             drop(acks);
                             // Free the slot before waiting on the loop, which may itself be
                             // waiting for a slot.
@@ -260,15 +261,14 @@ async fn emit(store: &Store, released: Released, output: &dyn Output) {
             take += 1;
         }
         let chunk: Vec<store::Trace> = traces.drain(..take).collect();
-        let (rs, acks) = crate::data::heavy(spans, || {
-            let (mut rs, acks) = store::assemble(chunk);
+        let (mut batch, acks) = crate::data::heavy(spans, || {
+            let (mut batch, acks) = store::assemble(chunk);
             // Spans that arrived before the one naming the session get the stamp now.
             if let Some(sessions) = store.session_link().get() {
-                sessions.stamp_all(&mut rs, Instant::now());
+                sessions.stamp_all(&mut batch, Instant::now());
             }
-            (rs, acks)
+            (batch, acks)
         });
-        let mut batch = SpanBatch::new(rs);
         for a in acks {
             batch.add_ack(a);
         }

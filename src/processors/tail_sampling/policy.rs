@@ -6,11 +6,10 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use opentelemetry_proto::tonic::common::v1::{any_value::Value, KeyValue};
-use opentelemetry_proto::tonic::trace::v1::Span;
 use regex::RegexSet;
 
 use super::config::{PolicyConfig, PolicyType};
+use crate::data::view::{Attrs, SpanRef, ValueRef};
 use crate::processors::hash::fnv1a64_salted;
 use crate::processors::token_bucket::Bucket;
 
@@ -89,60 +88,48 @@ enum Predicate {
     },
 }
 
-fn find<'a>(attrs: &'a [KeyValue], key: &str) -> Option<Option<&'a Value>> {
-    attrs
-        .iter()
-        .find(|kv| kv.key == key)
-        .map(|kv| kv.value.as_ref().and_then(|v| v.value.as_ref()))
-}
-
 // pdata accessors return the zero value for another type; contrib's filters rely on that.
-fn as_str(v: Option<&Value>) -> &str {
-    match v {
-        Some(Value::StringValue(s)) => s,
-        _ => "",
-    }
+fn as_str(v: ValueRef<'_>) -> &str {
+    v.as_str().unwrap_or("")
 }
-fn as_int(v: Option<&Value>) -> i64 {
+fn as_int(v: ValueRef<'_>) -> i64 {
     match v {
-        Some(Value::IntValue(i)) => *i,
+        ValueRef::Int(i) => i,
         _ => 0,
     }
 }
-fn as_bool(v: Option<&Value>) -> bool {
-    matches!(v, Some(Value::BoolValue(true)))
+fn as_bool(v: ValueRef<'_>) -> bool {
+    matches!(v, ValueRef::Bool(true))
 }
 
 impl Predicate {
-    fn attrs_match(&self, attrs: &[KeyValue], span_level: bool) -> bool {
+    fn attrs_match(&self, attrs: Attrs<'_>, span_level: bool) -> bool {
         match self {
-            Predicate::Str { key, matcher } => find(attrs, key).is_some_and(|v| {
+            Predicate::Str { key, matcher } => attrs.get(key).is_some_and(|v| {
                 let s = as_str(v);
                 // contrib skips empty span values (not resource ones).
                 !(span_level && s.is_empty()) && matcher.matches(s)
             }),
-            Predicate::Num { key, min, max } => {
-                find(attrs, key).is_some_and(|v| (*min..=*max).contains(&as_int(v)))
-            }
-            Predicate::Bool { key, value } => {
-                find(attrs, key).is_some_and(|v| as_bool(v) == *value)
-            }
+            Predicate::Num { key, min, max } => attrs
+                .get(key)
+                .is_some_and(|v| (*min..=*max).contains(&as_int(v))),
+            Predicate::Bool { key, value } => attrs.get(key).is_some_and(|v| as_bool(v) == *value),
             Predicate::Status(_) | Predicate::TraceState { .. } => false,
         }
     }
 
-    fn span_matches(&self, span: &Span) -> bool {
+    fn span_matches(&self, span: SpanRef<'_>) -> bool {
         match self {
             Predicate::Status(codes) => {
-                let code = span.status.as_ref().map(|s| s.code).unwrap_or(0);
+                let code = span.status_code();
                 (0..3).contains(&code) && codes & (1 << code) != 0
             }
             Predicate::TraceState { key, values } => span
-                .trace_state
+                .trace_state()
                 .split(',')
                 .filter_map(|kv| kv.trim().split_once('='))
                 .any(|(k, v)| k == key && values.contains(v)),
-            _ => self.attrs_match(&span.attributes, true),
+            _ => self.attrs_match(span.attributes(), true),
         }
     }
 }
@@ -254,11 +241,11 @@ impl Policies {
     }
 
     /// Predicates a resource's attributes satisfy (computed once per `ResourceSpans`).
-    pub fn resource_bits(&self, attrs: &[KeyValue]) -> u64 {
-        self.bits(|p| p.attrs_match(attrs, false))
+    pub fn resource_bits(&self, attrs: Attrs<'_>) -> u64 {
+        self.bits(|p| p.attrs_match(attrs.clone(), false))
     }
 
-    pub fn span_bits(&self, span: &Span) -> u64 {
+    pub fn span_bits(&self, span: SpanRef<'_>) -> u64 {
         self.bits(|p| p.span_matches(span))
     }
 

@@ -1,6 +1,8 @@
 //! The buffer of undecided traces: sharded by trace id (one `std` mutex per shard, never held
-//! across an await), each span kept as its encoded bytes next to a shared resource/scope header,
-//! plus the few facts policies read. Deciding needs no span data; only kept traces are decoded.
+//! across an await), each span kept as its encoded bytes next to a shared, encoded
+//! resource/scope header, plus the few facts policies read. Spans are read where they lie in
+//! the incoming batch (no decode), and kept traces leave as encoded requests assembled from
+//! those bytes: nothing on the way decodes or re-encodes a span.
 
 use std::collections::{HashMap, VecDeque};
 use std::ops::Range;
@@ -8,25 +10,22 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
-use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
-use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
-use prost::Message;
+use bytes::Bytes;
+use prost::encoding::{encode_varint, encoded_len_varint};
 
 use super::policy::{Policies, TraceFacts};
 use super::TsMetrics;
 use crate::component::SessionLink;
 use crate::data::ack::Ack;
-use crate::data::trace_key;
+use crate::data::{trace_key, SpanBatch};
 use crate::processors::trace_cache::{NotSampledFilter, SampledCache, TraceId};
 use crate::telemetry::metrics::Gauge;
 
-/// Where a group of spans came from; shared by every span of one incoming `ScopeSpans`.
+/// Where a group of spans came from, encoded: the `ResourceSpans` fields but its scopes, and
+/// the `ScopeSpans` fields but its spans. Shared by every span of one incoming `ScopeSpans`.
 pub struct Header {
-    resource: Option<Resource>,
-    resource_schema: String,
-    scope: Option<InstrumentationScope>,
-    scope_schema: String,
+    resource: Box<[u8]>,
+    scope: Box<[u8]>,
 }
 
 struct Group {
@@ -41,7 +40,7 @@ pub struct Trace {
     /// Arrival number: due traces are decided in arrival order across shards, as contrib does,
     /// which matters for stateful policies (rate and bytes limiting).
     seq: u64,
-    /// Length-delimited encoded spans, back to back.
+    /// Spans encoded as `ScopeSpans` field 2 (key, length, message), back to back.
     buf: Vec<u8>,
     groups: Vec<Group>,
     /// Sources (Kafka messages) waiting for this trace's decision.
@@ -64,7 +63,14 @@ impl Trace {
         }
     }
 
-    fn append(&mut self, header: &Arc<Header>, bytes: &[u8]) {
+    /// Appends a span; `run` is the bytes of the spans of this trace arriving together with it
+    /// (reserved at once, so the buffer holds little more than the spans).
+    fn append(&mut self, header: &Arc<Header>, bytes: &[u8], run: usize) {
+        if self.buf.capacity() - self.buf.len() < bytes.len() {
+            // A late span of a trace grows it by an eighth at least: few copies, little slack.
+            self.buf
+                .reserve_exact(run.max(bytes.len()).max(self.buf.len() / 8));
+        }
         self.buf.extend_from_slice(bytes);
         match self.groups.last_mut() {
             Some(g) if Arc::ptr_eq(&g.header, header) => g.end = self.buf.len(),
@@ -83,40 +89,52 @@ impl Trace {
     }
 }
 
-/// Decoded spans of kept traces, merged by header, with their sources' acks.
-pub fn assemble(traces: Vec<Trace>) -> (Vec<ResourceSpans>, Vec<Ack>) {
-    let mut out: Vec<ResourceSpans> = Vec::new();
+/// The spans of kept traces as one encoded request (a `ResourceSpans` per header, spans of
+/// one header together), with their sources' acks.
+pub fn assemble(mut traces: Vec<Trace>) -> (SpanBatch, Vec<Ack>) {
     let mut acks: Vec<Ack> = Vec::new();
-    let mut index: HashMap<*const Header, usize> = HashMap::new();
-    for mut t in traces {
+    let mut spans = 0;
+    for t in &mut traces {
         acks.append(&mut t.acks);
+        spans += t.facts.spans as usize;
+    }
+    // Per header: its spans' bytes (slices of the traces' buffers) and their total length.
+    let mut slots: Vec<(&Header, Vec<&[u8]>, usize)> = Vec::new();
+    let mut index: HashMap<*const Header, usize> = HashMap::new();
+    for t in &traces {
         let mut start = 0;
         for g in &t.groups {
-            let mut slice = &t.buf[start..g.end];
+            let slice = &t.buf[start..g.end];
             start = g.end;
             let slot = *index.entry(Arc::as_ptr(&g.header)).or_insert_with(|| {
-                out.push(ResourceSpans {
-                    resource: g.header.resource.clone(),
-                    scope_spans: vec![ScopeSpans {
-                        scope: g.header.scope.clone(),
-                        spans: Vec::new(),
-                        schema_url: g.header.scope_schema.clone(),
-                    }],
-                    schema_url: g.header.resource_schema.clone(),
-                });
-                out.len() - 1
+                slots.push((&g.header, Vec::new(), 0));
+                slots.len() - 1
             });
-            let spans = &mut out[slot].scope_spans[0].spans;
-            // We encoded these bytes ourselves; a decode error cannot happen.
-            while let Ok(span) = Span::decode_length_delimited(&mut slice) {
-                spans.push(span);
-                if slice.is_empty() {
-                    break;
-                }
-            }
+            slots[slot].1.push(slice);
+            slots[slot].2 += slice.len();
         }
     }
-    (out, acks)
+    let field = |len: usize| 1 + encoded_len_varint(len as u64) + len;
+    let lens = |h: &Header, spans_len: usize| {
+        let scope = h.scope.len() + spans_len;
+        (h.resource.len() + field(scope), scope)
+    };
+    let total: usize = slots.iter().map(|(h, _, n)| field(lens(h, *n).0)).sum();
+    let mut out = Vec::with_capacity(total);
+    for (h, parts, n) in &slots {
+        let (resource_len, scope_len) = lens(h, *n);
+        out.push(0x0a);
+        encode_varint(resource_len as u64, &mut out);
+        out.extend_from_slice(&h.resource);
+        out.push(0x12);
+        encode_varint(scope_len as u64, &mut out);
+        out.extend_from_slice(&h.scope);
+        for p in parts {
+            out.extend_from_slice(p);
+        }
+    }
+    debug_assert_eq!(out.len(), total);
+    (SpanBatch::from_wire(Bytes::from(out), spans), acks)
 }
 
 struct Shard {
@@ -281,42 +299,39 @@ impl Store {
         }
     }
 
-    /// Buffers the spans of `resource_spans`; every trace they touch holds `acks` until it is
-    /// decided. Returns what must go downstream now: spans of traces already kept, and traces
-    /// decided early to make room.
-    pub fn insert(
-        &self,
-        resource_spans: Vec<ResourceSpans>,
-        acks: &[Ack],
-        now: Instant,
-    ) -> Released {
-        let mut scratch = Vec::new();
+    /// Buffers the spans of `batch`, read where they lie; every trace they touch holds `acks`
+    /// until it is decided. Returns what must go downstream now: spans of traces already kept,
+    /// and traces decided early to make room.
+    pub fn insert(&self, batch: &SpanBatch, acks: &[Ack], now: Instant) -> Released {
+        let mut scratch = Vec::with_capacity(match batch.is_encoded_only() {
+            true => batch.encoded_len() + batch.len(),
+            false => 0,
+        });
         let mut pending: Vec<Vec<Pending>> = (0..self.shards.len()).map(|_| Vec::new()).collect();
-        for mut rs in resource_spans {
-            let resource = rs.resource.take();
-            let res_bits = self
-                .policies
-                .resource_bits(resource.as_ref().map_or(&[][..], |r| &r.attributes));
-            for mut ss in std::mem::take(&mut rs.scope_spans) {
+        for rs in batch.resources() {
+            let res_bits = self.policies.resource_bits(rs.attributes());
+            let mut resource = Vec::new();
+            rs.write_header(&mut resource);
+            let resource: Box<[u8]> = resource.into();
+            for ss in rs.scopes() {
+                let mut scope = Vec::new();
+                ss.write_header(&mut scope);
                 let header = Arc::new(Header {
                     resource: resource.clone(),
-                    resource_schema: rs.schema_url.clone(),
-                    scope: ss.scope.take(),
-                    scope_schema: std::mem::take(&mut ss.schema_url),
+                    scope: scope.into(),
                 });
-                for span in ss.spans {
-                    let id = trace_key(&span.trace_id);
+                for span in ss.spans() {
+                    let id = trace_key(span.trace_id());
                     let start = scratch.len();
-                    // Encoding into a Vec cannot fail.
-                    let _ = span.encode_length_delimited(&mut scratch);
+                    span.write_field(&mut scratch);
                     pending[self.shard_of(id)].push(Pending {
                         id,
                         header: header.clone(),
                         range: start..scratch.len(),
-                        bits: res_bits | self.policies.span_bits(&span),
-                        start: span.start_time_unix_nano,
-                        end: span.end_time_unix_nano,
-                        root: span.parent_span_id.is_empty(),
+                        bits: res_bits | self.policies.span_bits(span),
+                        start: span.start_time_unix_nano(),
+                        end: span.end_time_unix_nano(),
+                        root: span.parent_span_id().is_empty(),
                     });
                 }
             }
@@ -328,11 +343,23 @@ impl Store {
             }
             let mut shard = self.lock(i);
             let mut touched: Vec<TraceId> = Vec::new();
-            for p in items {
+            // Spans of one trace usually arrive side by side: each run of them is reserved for
+            // at once (`run`, its bytes still to place).
+            let mut run = 0;
+            for j in 0..items.len() {
+                let p = &items[j];
+                if j == 0 || items[j - 1].id != p.id {
+                    run = items[j..]
+                        .iter()
+                        .take_while(|q| q.id == p.id)
+                        .map(|q| q.range.len())
+                        .sum();
+                }
                 if !acks.is_empty() && touched.last() != Some(&p.id) {
                     touched.push(p.id);
                 }
-                self.place(&mut shard, p, &scratch, now, &mut out);
+                self.place(&mut shard, p, run, &scratch, now, &mut out);
+                run -= p.range.len();
             }
             if !acks.is_empty() {
                 touched.sort_unstable();
@@ -361,7 +388,8 @@ impl Store {
     fn place(
         &self,
         shard: &mut Shard,
-        p: Pending,
+        p: &Pending,
+        run: usize,
         scratch: &[u8],
         now: Instant,
         out: &mut Released,
@@ -371,7 +399,7 @@ impl Store {
             if shard.sampled.contains(p.id) {
                 self.metrics.late_sampled.inc_by(1);
                 let mut t = Trace::new(p.id, now, 0);
-                t.append(&p.header, bytes);
+                t.append(&p.header, bytes, bytes.len());
                 t.facts.spans = 1;
                 out.kept.push(t);
                 return;
@@ -395,10 +423,11 @@ impl Store {
             return;
         };
         let before = trace.heap_bytes();
-        trace.append(&p.header, bytes);
+        trace.append(&p.header, bytes, run);
         let f = &mut trace.facts;
         f.spans += 1;
-        f.bytes += bytes.len() as u64;
+        // The span's length-delimited size (its key byte aside), as contrib counts it.
+        f.bytes += bytes.len() as u64 - 1;
         f.matched |= p.bits;
         f.min_start = f.min_start.min(p.start);
         f.max_end = f.max_end.max(p.end);

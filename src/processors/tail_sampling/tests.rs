@@ -118,9 +118,20 @@ fn store(policies: &str) -> Store {
     )
 }
 
+/// Buffers decoded spans (the receivers' JSON path; the byte path is `tests/wire.rs`'s).
+fn insert(
+    st: &Store,
+    rs: Vec<ResourceSpans>,
+    acks: &[crate::data::ack::Ack],
+    now: Instant,
+) -> super::store::Released {
+    st.insert(&crate::data::SpanBatch::new(rs), acks, now)
+}
+
 fn kept_traces(released: super::store::Released) -> HashSet<u128> {
     assemble(released.kept)
         .0
+        .resource_spans()
         .iter()
         .flat_map(|r| &r.scope_spans)
         .flat_map(|s| &s.spans)
@@ -132,7 +143,7 @@ fn kept_traces(released: super::store::Released) -> HashSet<u128> {
 fn run(st: &Store, traces: Vec<(Vec<KeyValue>, Vec<Sp>)>) -> HashSet<u128> {
     let t0 = Instant::now();
     for (res, spans) in traces {
-        st.insert(rs(res, spans.iter().map(span).collect()), &[], t0);
+        insert(st, rs(res, spans.iter().map(span).collect()), &[], t0);
     }
     assert!(
         kept_traces(st.decide_due(t0 + WAIT / 2)).is_empty(),
@@ -466,7 +477,8 @@ fn rate_and_bytes_limiting_are_token_buckets() {
     // Burst of 3 spans: traces 1 and 2 (one span each) pass, trace 3 (two spans) does not fit.
     let t0 = Instant::now();
     for (t, n) in [(1u128, 1u8), (2, 1), (3, 2)] {
-        st.insert(
+        insert(
+            &st,
             rs(
                 vec![],
                 (1..=n)
@@ -485,7 +497,8 @@ fn rate_and_bytes_limiting_are_token_buckets() {
     }
     assert_eq!(kept_traces(st.decide_due(t0 + WAIT)), ids(&[1, 2]));
     // One second later two tokens came back.
-    st.insert(
+    insert(
+        &st,
         rs(
             vec![],
             vec![
@@ -558,7 +571,8 @@ fn whole_traces_leave_together_and_late_spans_follow_the_decision() {
     let st = store_from(&cfg, &m);
     let t0 = Instant::now();
     // Trace 1's error arrives in a later request; all three spans leave together.
-    st.insert(
+    insert(
+        &st,
         rs(
             vec![],
             vec![
@@ -577,7 +591,8 @@ fn whole_traces_leave_together_and_late_spans_follow_the_decision() {
         &[],
         t0,
     );
-    st.insert(
+    insert(
+        &st,
         rs(
             vec![kv("service.name", s_("b"))],
             vec![span(&Sp {
@@ -591,7 +606,8 @@ fn whole_traces_leave_together_and_late_spans_follow_the_decision() {
         &[],
         t0 + Duration::from_secs(1),
     );
-    st.insert(
+    insert(
+        &st,
         rs(
             vec![],
             vec![span(&Sp {
@@ -606,6 +622,7 @@ fn whole_traces_leave_together_and_late_spans_follow_the_decision() {
     );
     let out = assemble(st.decide_due(t0 + WAIT).kept).0;
     let spans: Vec<&Span> = out
+        .resource_spans()
         .iter()
         .flat_map(|r| &r.scope_spans)
         .flat_map(|s| &s.spans)
@@ -613,7 +630,7 @@ fn whole_traces_leave_together_and_late_spans_follow_the_decision() {
     assert_eq!(spans.len(), 3);
     assert!(spans.iter().all(|s| s.trace_id == tid(1)));
     // Resources are kept per span group.
-    assert!(out.iter().any(|r| r
+    assert!(out.resource_spans().iter().any(|r| r
         .resource
         .as_ref()
         .unwrap()
@@ -621,7 +638,8 @@ fn whole_traces_leave_together_and_late_spans_follow_the_decision() {
         .first()
         .is_some_and(|a| a.key == "service.name")));
     // Late spans: trace 1 was kept (forwarded at once), trace 2 dropped (counted).
-    let late = st.insert(
+    let late = insert(
+        &st,
         rs(
             vec![],
             vec![
@@ -662,7 +680,8 @@ fn num_traces_overflow_decides_oldest_early() {
     let t0 = Instant::now();
     let mut early = HashSet::new();
     for t in 1..=15u128 {
-        early.extend(kept_traces(st.insert(
+        early.extend(kept_traces(insert(
+            &st,
             rs(
                 vec![],
                 vec![span(&Sp {
@@ -705,9 +724,9 @@ fn byte_bounds_root_wait_and_shutdown() {
         })
     };
     // Two traces of ~700 bytes fit; a third pushes the oldest out early.
-    st.insert(rs(vec![], vec![blob(1, 1, 650)]), &[], t0);
-    st.insert(rs(vec![], vec![blob(2, 1, 650)]), &[], t0);
-    let early = kept_traces(st.insert(rs(vec![], vec![blob(3, 1, 650)]), &[], t0));
+    insert(&st, rs(vec![], vec![blob(1, 1, 650)]), &[], t0);
+    insert(&st, rs(vec![], vec![blob(2, 1, 650)]), &[], t0);
+    let early = kept_traces(insert(&st, rs(vec![], vec![blob(3, 1, 650)]), &[], t0));
     assert_eq!(early, ids(&[1]));
     assert!(st.buffered_bytes() <= 2000);
     assert_eq!(
@@ -716,14 +735,20 @@ fn byte_bounds_root_wait_and_shutdown() {
         1
     );
     // A trace over maximum_trace_size_bytes is dropped, as contrib does.
-    st.insert(rs(vec![], vec![blob(4, 1, 800), blob(4, 2, 800)]), &[], t0);
+    insert(
+        &st,
+        rs(vec![], vec![blob(4, 1, 800), blob(4, 2, 800)]),
+        &[],
+        t0,
+    );
     assert_eq!(
         m.processor_dropped("tail_sampling", "trace_too_large")
             .get(),
         2
     );
     // A root span makes its trace due 1s later instead of 10s.
-    st.insert(
+    insert(
+        &st,
         rs(
             vec![],
             vec![span(&Sp {
@@ -921,7 +946,8 @@ fn source_acks_wait_for_the_decision() {
     };
     let t0 = Instant::now();
     // Message 1 holds a trace that will be kept and one that will be dropped.
-    st.insert(
+    insert(
+        &st,
         rs(
             vec![],
             vec![
@@ -956,4 +982,50 @@ fn source_acks_wait_for_the_decision() {
         1,
         "done once the kept spans are handed on"
     );
+}
+
+/// The byte path (spans read where they lie in received requests, kept traces assembled from
+/// their bytes) and the struct path keep the same traces, span for span, with the same books.
+#[test]
+fn encoded_and_decoded_batches_sample_alike() {
+    use prost::Message;
+    let policies =
+        "  - { name: vip, type: string_attribute, string_attribute: { key: tier, values: [gold] } }
+  - { name: errors, type: status_code, status_code: { status_codes: [ERROR] } }
+  - { name: slow, type: latency, latency: { threshold_ms: 50 } }
+";
+    let (wire, decoded) = (store(policies), store(policies));
+    let t0 = Instant::now();
+    for i in 1..=40u128 {
+        let tier = if i % 5 == 0 { "gold" } else { "tin" };
+        let spans: Vec<Span> = (1..=3u8)
+            .map(|id| {
+                span(&Sp {
+                    trace: i,
+                    id,
+                    parent: id - 1,
+                    start_ms: 0,
+                    end_ms: if i % 7 == 0 { 80 } else { 10 },
+                    status: if i % 11 == 0 && id == 2 { 2 } else { 0 },
+                    attrs: vec![kv("n", Value::IntValue(id as i64))],
+                    ..Default::default()
+                })
+            })
+            .collect();
+        let req = opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest {
+            resource_spans: rs(vec![kv("tier", s(tier))], spans),
+        };
+        let bytes = req.encode_to_vec();
+        let n = crate::data::wire::walk(&bytes).unwrap().spans;
+        let _ = wire.insert(&crate::data::SpanBatch::from_wire(bytes.into(), n), &[], t0);
+        let _ = insert(&decoded, req.resource_spans, &[], t0);
+    }
+    assert_eq!(wire.buffered_bytes(), decoded.buffered_bytes());
+    let (a, _) = assemble(wire.decide_due(t0 + WAIT).kept);
+    let (b, _) = assemble(decoded.decide_due(t0 + WAIT).kept);
+    assert!(a.is_encoded_only(), "kept traces leave as bytes");
+    assert_eq!(a.len(), b.len());
+    assert_eq!(a.resource_spans(), b.resource_spans());
+    // gold (8), slow (7..35: 4 more, 35 is gold), errors (11, 22, 33): 15 traces of 3 spans.
+    assert_eq!(a.len(), 15 * 3);
 }

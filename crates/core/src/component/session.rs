@@ -6,7 +6,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
+use crate::data::SpanBatch;
 
 /// What the session processor offers a sampler; trace ids as big-endian `u128`.
 pub trait Sessions: Send + Sync {
@@ -14,8 +14,9 @@ pub trait Sessions: Send + Sync {
     fn session_kept(&self, trace_id: u128, now: Instant) -> bool;
     /// Records that the trace was kept, so the rest of its session is kept too.
     fn mark_kept(&self, trace_id: u128, now: Instant);
-    /// Stamps every span whose trace has a session with the session attribute.
-    fn stamp_all(&self, rs: &mut [ResourceSpans], now: Instant);
+    /// Stamps every span whose trace has a session with the session attribute (a batch whose
+    /// spans all say so already stays as it is).
+    fn stamp_all(&self, batch: &mut SpanBatch, now: Instant);
 }
 
 /// One per pipeline: empty until a session processor in it fills it.

@@ -9,6 +9,7 @@ pub mod json;
 pub mod limits;
 pub mod rpc;
 pub mod validate;
+pub mod view;
 pub mod wire;
 
 /// The OTLP types spans are made of, for plugins (no version-matched dependency of their own).
@@ -20,7 +21,7 @@ use std::sync::OnceLock;
 
 use bytes::Bytes;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
 use prost::Message;
 
 use crate::telemetry::metrics::{Counter, Gauge};
@@ -230,38 +231,99 @@ impl SpanBatch {
             return; // nothing has changed it
         }
         let now = count_spans(self.rs());
-        let removed = self.spans.saturating_sub(now) as u64;
-        self.spans = now;
-        if removed > 0 {
-            self.tally.spans = self.tally.spans.saturating_sub(removed);
-            if let Some(g) = &self.tally.inflight {
-                g.sub(removed as i64);
+        self.lose(self.spans.saturating_sub(now) as u64);
+    }
+
+    /// `removed` spans left the batch: they leave its count and the in-flight gauge.
+    fn lose(&mut self, removed: u64) {
+        if removed == 0 {
+            return;
+        }
+        self.spans = self.spans.saturating_sub(removed as usize);
+        let removed = removed.min(self.tally.spans);
+        self.tally.spans -= removed;
+        if let Some(g) = &self.tally.inflight {
+            g.sub(removed as i64);
+        }
+    }
+
+    /// The resources of the batch, read where they lie (the received bytes while nobody decoded
+    /// them, else the structs).
+    pub fn resources(&self) -> view::Resources<'_> {
+        match self.decoded.get() {
+            Some(rs) => view::Resources::decoded(rs),
+            None => view::Resources::wire(&self.raw),
+        }
+    }
+
+    /// Calls `f` with every span and its resource, in order, without decoding.
+    pub fn for_each_span(&self, mut f: impl FnMut(view::ResourceRef<'_>, view::SpanRef<'_>)) {
+        for rs in self.resources() {
+            for ss in rs.scopes() {
+                for span in ss.spans() {
+                    f(rs, span);
+                }
             }
         }
     }
 
-    /// Keeps the spans `keep` says yes to, in order; scopes and resources left empty go too,
-    /// and the batch is recounted. Returns how many spans went (the caller counts them as
-    /// dropped with its reason).
-    pub fn retain_spans(&mut self, mut keep: impl FnMut(&Span) -> bool) -> u64 {
-        let all = self.decoded_mut();
-        let mut removed = 0u64;
-        for rs in all.iter_mut() {
-            for ss in &mut rs.scope_spans {
-                let before = ss.spans.len();
-                ss.spans.retain(|s| keep(s));
-                removed += (before - ss.spans.len()) as u64;
+    /// Keeps the spans `keep` says yes to, in order; a scope or resource left empty by the
+    /// removal goes too, and the batch is recounted. Received bytes are rewritten in one pass
+    /// without decoding (only the requests that lose spans). Returns how many spans went (the
+    /// caller counts them as dropped with its reason).
+    pub fn retain_spans(
+        &mut self,
+        mut keep: impl FnMut(view::ResourceRef<'_>, view::SpanRef<'_>) -> bool,
+    ) -> u64 {
+        let removed = if self.has_wire() {
+            let mut removed = 0;
+            let mut chunks = std::mem::take(&mut self.raw);
+            for chunk in &mut chunks {
+                if let Some((kept, gone)) = view::retain_encoded(chunk, &mut keep) {
+                    *chunk = Bytes::from(kept);
+                    removed += gone;
+                }
             }
-        }
-        // Nothing removed, nothing changed: the received bytes still stand.
-        if removed > 0 {
-            let all = self.rs_mut();
+            if removed > 0 {
+                chunks.retain(|c| !c.is_empty());
+                self.decoded = OnceLock::new();
+                self.encoded = OnceLock::new();
+                if chunks.is_empty() {
+                    self.decoded = OnceLock::from(Vec::new());
+                }
+            }
+            self.raw = chunks;
+            removed
+        } else {
+            let all = self.decoded_mut();
+            let mut removed = 0u64;
+            let mut emptied = Vec::new();
             for rs in all.iter_mut() {
-                rs.scope_spans.retain(|ss| !ss.spans.is_empty());
+                // The scopes come out so `keep` can see the resource beside each span.
+                let mut scopes = std::mem::take(&mut rs.scope_spans);
+                let mut lost_scope = false;
+                scopes.retain_mut(|ss| {
+                    let before = ss.spans.len();
+                    ss.spans.retain(|s| {
+                        keep(view::ResourceRef::Decoded(rs), view::SpanRef::Decoded(s))
+                    });
+                    let gone = before - ss.spans.len();
+                    removed += gone as u64;
+                    let goes = gone > 0 && ss.spans.is_empty();
+                    lost_scope |= goes;
+                    !goes
+                });
+                emptied.push(lost_scope && scopes.is_empty());
+                rs.scope_spans = scopes;
             }
-            all.retain(|rs| !rs.scope_spans.is_empty());
-            self.recount();
-        }
+            let mut emptied = emptied.into_iter();
+            all.retain(|_| !emptied.next().unwrap_or(false));
+            if removed > 0 {
+                self.encoded = OnceLock::new();
+            }
+            removed
+        };
+        self.lose(removed);
         removed
     }
 

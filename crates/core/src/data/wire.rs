@@ -8,7 +8,7 @@
 use super::validate::id_problem;
 
 /// prost's `RECURSION_LIMIT`: how deep messages (and skipped groups) may nest.
-const NESTING: u32 = 100;
+pub(super) const NESTING: u32 = 100;
 
 /// Why a request is not a valid `ExportTraceServiceRequest`.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -47,12 +47,12 @@ pub fn walk(request: &[u8]) -> Result<Walk, WireError> {
     Ok(out)
 }
 
-const VARINT: u8 = 0;
-const I64: u8 = 1;
-const LEN: u8 = 2;
-const START_GROUP: u8 = 3;
-const END_GROUP: u8 = 4;
-const I32: u8 = 5;
+pub(super) const VARINT: u8 = 0;
+pub(super) const I64: u8 = 1;
+pub(super) const LEN: u8 = 2;
+pub(super) const START_GROUP: u8 = 3;
+pub(super) const END_GROUP: u8 = 4;
+pub(super) const I32: u8 = 5;
 
 /// The messages of the trace request, by what their fields mean.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -148,13 +148,14 @@ fn field(msg: Msg, number: u32) -> Option<Field> {
     })
 }
 
-struct Reader<'a> {
-    buf: &'a [u8],
+#[derive(Clone)]
+pub(super) struct Reader<'a> {
+    pub(super) buf: &'a [u8],
 }
 
 impl<'a> Reader<'a> {
     /// prost's varint: at most 10 bytes, the tenth at most 1.
-    fn varint(&mut self) -> Result<u64, WireError> {
+    pub(super) fn varint(&mut self) -> Result<u64, WireError> {
         let mut value = 0u64;
         for i in 0..10 {
             let (&b, rest) = self.buf.split_first().ok_or(WireError::Varint)?;
@@ -170,7 +171,7 @@ impl<'a> Reader<'a> {
         Err(WireError::Varint)
     }
 
-    fn key(&mut self) -> Result<(u32, u8), WireError> {
+    pub(super) fn key(&mut self) -> Result<(u32, u8), WireError> {
         let key = self.varint()?;
         if key > u64::from(u32::MAX) {
             return Err(WireError::Key);
@@ -186,7 +187,7 @@ impl<'a> Reader<'a> {
         Ok((number, wire_type))
     }
 
-    fn take(&mut self, n: u64) -> Result<&'a [u8], WireError> {
+    pub(super) fn take(&mut self, n: u64) -> Result<&'a [u8], WireError> {
         if n > self.buf.len() as u64 {
             return Err(WireError::Underflow);
         }
@@ -195,13 +196,18 @@ impl<'a> Reader<'a> {
         Ok(head)
     }
 
-    fn delimited(&mut self) -> Result<&'a [u8], WireError> {
+    pub(super) fn delimited(&mut self) -> Result<&'a [u8], WireError> {
         let n = self.varint()?;
         self.take(n)
     }
 
     /// Skips an unknown field as prost does; `budget` is what nesting is left.
-    fn skip(&mut self, number: u32, wire_type: u8, budget: u32) -> Result<(), WireError> {
+    pub(super) fn skip(
+        &mut self,
+        number: u32,
+        wire_type: u8,
+        budget: u32,
+    ) -> Result<(), WireError> {
         if budget == 0 {
             return Err(WireError::Nesting);
         }
