@@ -595,6 +595,7 @@ pub fn decode_request(bytes: &[u8]) -> Result<ExportTraceServiceRequest, prost::
 #[cfg(test)]
 mod tests {
     use super::*;
+    use opentelemetry_proto::tonic::trace::v1::Span;
     use crate::telemetry::metrics::Metrics;
 
     pub(crate) fn batch(resources: &[&[usize]]) -> SpanBatch {
@@ -705,14 +706,14 @@ mod tests {
         b.track(m.pipeline_inflight("t"));
         let before = b.encoded();
         // s0 of both resources goes; the second resource is left empty and goes too.
-        assert_eq!(b.retain_spans(|s| s.name != "s0"), 2);
+        assert_eq!(b.retain_spans(|_, s| s.name() != "s0"), 2);
         assert_eq!(b.len(), 1);
         assert_eq!(b.resource_spans().len(), 1);
         assert_eq!(m.pipeline_inflight("t").get(), 1);
         let after = decode_request(&b.encoded()).unwrap();
         assert_eq!(count_spans(&after.resource_spans), 1);
         assert_ne!(b.encoded(), before);
-        assert_eq!(b.retain_spans(|_| true), 0);
+        assert_eq!(b.retain_spans(|_, _| true), 0);
     }
 
     /// `batch` as received: its encoding, as a wire batch.
@@ -735,7 +736,7 @@ mod tests {
         );
         assert_eq!(a.encoded_len(), reference.encoded_len());
         // Nothing removed: still the received bytes.
-        assert_eq!(a.retain_spans(|_| true), 0);
+        assert_eq!(a.retain_spans(|_, _| true), 0);
         assert_eq!(a.encoded(), reference.encoded());
         // Fan-out copies share the bytes.
         let copy = a.duplicate();
@@ -753,7 +754,7 @@ mod tests {
         assert_eq!(count_spans(a.resource_spans()), 10);
         assert_eq!(decode_request(&a.encoded()).unwrap(), both);
         // A change re-encodes from the structs.
-        assert_eq!(a.retain_spans(|s| s.name != "s0"), 4);
+        assert_eq!(a.retain_spans(|_, s| s.name() != "s0"), 4);
         assert_eq!(a.len(), 6);
         assert_eq!(
             count_spans(&decode_request(&a.encoded()).unwrap().resource_spans),
