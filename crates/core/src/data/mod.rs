@@ -595,8 +595,8 @@ pub fn decode_request(bytes: &[u8]) -> Result<ExportTraceServiceRequest, prost::
 #[cfg(test)]
 mod tests {
     use super::*;
-    use opentelemetry_proto::tonic::trace::v1::Span;
     use crate::telemetry::metrics::Metrics;
+    use opentelemetry_proto::tonic::trace::v1::Span;
 
     pub(crate) fn batch(resources: &[&[usize]]) -> SpanBatch {
         let rs = resources
