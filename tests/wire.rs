@@ -2,7 +2,8 @@
 //! OTLP requests (attributes of every type, nested arrays and maps, empty scopes, bad ids) and
 //! on those requests mutated (bytes changed, cut, inserted, unknown fields of every wire type),
 //! the walk accepts exactly what prost accepts and counts the same spans and invalid spans; and
-//! a batch kept as those bytes gives what a batch of the decoded structs gives.
+//! a batch kept as those bytes gives what a batch of the decoded structs gives, read, filtered
+//! or edited (by a test editor and by the processors that change spans).
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{
@@ -15,8 +16,11 @@ use opentelemetry_proto::tonic::trace::v1::{
 };
 use proptest::prelude::*;
 use prost::Message;
+use spangate::component::{InlineProcessor, Processor, ProcessorContext};
+use spangate::config::ComponentId;
+use spangate::data::edit::{At, Edit, Editor, Level, Plan, Text};
 use spangate::data::validate::remove_invalid;
-use spangate::data::view::{ResourceRef, SpanRef};
+use spangate::data::view::{ResourceRef, SpanRef, ValueRef};
 use spangate::data::wire::{walk, Walk};
 use spangate::data::SpanBatch;
 
@@ -280,6 +284,44 @@ proptest! {
         prop_assert!(walk(&wire.encoded()).is_ok());
     }
 
+    /// Every kind of edit (drop, set, append, a list edited whole, texts), applied to bytes with
+    /// unknown fields, gives what it gives applied to the structs; an editor that changes
+    /// nothing leaves the received bytes as they are.
+    #[test]
+    fn editing_bytes_equals_editing_structs(req in request(), salt in 0..12u8) {
+        let bytes = with_unknown_fields(&req);
+        let spans = walk(&bytes).unwrap().spans;
+        let mut wire = SpanBatch::from_wire(bytes.clone().into(), spans);
+        let mut decoded = SpanBatch::new(req.resource_spans.clone());
+        wire.edit(&mut Scramble { salt });
+        decoded.edit(&mut Scramble { salt });
+        let decode = |b: &SpanBatch| ExportTraceServiceRequest::decode(&b.encoded()[..]).unwrap();
+        prop_assert!(wire.is_encoded_only());
+        prop_assert_eq!(wire.len(), decoded.len());
+        prop_assert_eq!(decode(&wire), decode(&decoded));
+        prop_assert!(walk(&wire.encoded()).is_ok());
+        let mut untouched = SpanBatch::from_wire(bytes.clone().into(), spans);
+        untouched.edit(&mut Scramble { salt: 255 });
+        prop_assert_eq!(&untouched.encoded()[..], &bytes[..]);
+    }
+
+    /// The processors that change spans (redaction, allowlist, session stamping) give the same
+    /// spans from received bytes as from structs, and the bytes stay bytes.
+    #[test]
+    fn processors_edit_bytes_as_they_edit_structs(req in request(), salt in 0..3u8) {
+        let bytes = with_unknown_fields(&req);
+        let spans = walk(&bytes).unwrap().spans;
+        let decode = |b: &SpanBatch| ExportTraceServiceRequest::decode(&b.encoded()[..]).unwrap();
+        for (kind, config) in editing_processors(salt) {
+            let mut wire = SpanBatch::from_wire(bytes.clone().into(), spans);
+            let mut decoded = SpanBatch::new(req.resource_spans.clone());
+            inline(kind, &config).process(&mut wire);
+            inline(kind, &config).process(&mut decoded);
+            prop_assert!(wire.is_encoded_only(), "{} decoded", kind);
+            prop_assert_eq!(decode(&wire), decode(&decoded), "{}", kind);
+        }
+    }
+
     #[test]
     fn the_walk_accepts_exactly_what_prost_accepts(
         req in request(),
@@ -482,4 +524,117 @@ fn project(batch: &SpanBatch) -> Vec<Seen> {
         }
     }
     out
+}
+
+/// A test editor that does everything an editor can, by a hash of each key and `salt`
+/// (255: nothing at all).
+struct Scramble {
+    salt: u8,
+}
+
+impl Scramble {
+    fn roll(&self, key: &str) -> u8 {
+        key.bytes()
+            .fold(self.salt, |h, b| h.wrapping_mul(31).wrapping_add(b))
+            % 6
+    }
+}
+
+impl Editor for Scramble {
+    fn wants(&self, level: Level) -> bool {
+        self.salt != 255 && !(level as u8 + self.salt).is_multiple_of(5)
+    }
+
+    fn begin(&mut self, at: At<'_>) -> Plan {
+        match (at.level() as u8 + self.salt) % 4 {
+            0 => Plan::Keep,
+            1 => Plan::Whole,
+            _ => Plan::Stream,
+        }
+    }
+
+    fn attr(&mut self, _level: Level, key: &str, value: ValueRef<'_>) -> Edit {
+        match self.roll(key) {
+            0 => Edit::Drop,
+            1 => Edit::Set(Value::IntValue(key.len() as i64)),
+            2 => Edit::Set(Value::StringValue(format!("{:?}", value.to_value()))),
+            _ => Edit::Keep,
+        }
+    }
+
+    fn end(&mut self, level: Level, append: &mut Vec<KeyValue>) {
+        if self.salt.is_multiple_of(2) {
+            append.push(KeyValue {
+                key: format!("end.{level:?}"),
+                value: Some(AnyValue {
+                    value: Some(Value::BoolValue(true)),
+                }),
+                ..Default::default()
+            });
+        }
+    }
+
+    fn whole(&mut self, _level: Level, attrs: &mut Vec<KeyValue>) {
+        attrs.reverse();
+        attrs.truncate(2);
+    }
+
+    fn texts(&self) -> bool {
+        self.salt != 255 && !self.salt.is_multiple_of(3)
+    }
+
+    fn text(&mut self, which: Text, text: &str) -> Option<String> {
+        (self.roll(text) < 3).then(|| format!("{which:?}:{}", text.to_uppercase()))
+    }
+}
+
+/// Configs of the processors that change spans, varied by `salt`.
+fn editing_processors(salt: u8) -> Vec<(&'static str, serde_json::Value)> {
+    use serde_json::json;
+    let key = ["a", "b", "c"][salt as usize];
+    vec![
+        (
+            "allowlist",
+            match salt {
+                0 => json!({ "resource": ["a*", "b.c"], "span": ["*.*"], "event": [] }),
+                1 => json!({ "scope": ["*b*"], "link": ["a", "c*"] }),
+                _ => json!({ "span": ["*"], "event": ["e.*"], "link": [] }),
+            },
+        ),
+        (
+            "redaction",
+            match salt {
+                0 => {
+                    json!({ "allow_all_keys": true, "blocked_values": ["[a-c]{2}"], "summary": "debug" })
+                }
+                1 => {
+                    json!({ "allowed_keys": ["a", "b.c", "ab"], "blocked_key_patterns": ["^b"], "redact_all_types": true })
+                }
+                _ => {
+                    json!({ "allow_all_keys": true, "ignored_keys": ["a"], "allowed_values": ["^x"], "builtin": ["email", "ipv4"], "summary": "info" })
+                }
+            },
+        ),
+        ("session", json!({ "key_attributes": [key] })),
+    ]
+}
+
+fn inline(kind: &str, config: &serde_json::Value) -> Box<dyn InlineProcessor> {
+    let parse = match kind {
+        "allowlist" => spangate::processors::allowlist::parse,
+        "redaction" => spangate::processors::redaction::parse,
+        "session" => spangate::processors::session::parse,
+        _ => unreachable!("{kind}"),
+    };
+    let ctx = ProcessorContext {
+        id: ComponentId::parse(kind).unwrap(),
+        pipeline: ComponentId::parse("traces").unwrap(),
+        telemetry: Default::default(),
+        state: Default::default(),
+        session: Default::default(),
+    };
+    match parse(config).unwrap().build(&ctx).unwrap() {
+        Processor::Inline(p) => p,
+        _ => panic!("{kind} is inline"),
+    }
 }

@@ -15,6 +15,8 @@ use prost::Message;
 
 use crate::corpus::Corpus;
 use crate::procstat;
+#[path = "../../tests/common/cgroup.rs"]
+mod cgroup;
 use crate::send::{self, Protocol, Spec};
 use crate::sink::{self, SinkStats};
 
@@ -73,6 +75,8 @@ struct Run {
     dropped: u64,
     spans_per_s: f64,
     cpu_per_million: f64,
+    /// RSS after start-up, before any load.
+    idle_rss_mib: f64,
     peak_rss_mib: f64,
     p99_ms: f64,
 }
@@ -117,11 +121,11 @@ pub async fn run(opts: Options, corpus: Arc<Corpus>) -> Result<(), String> {
             ceiling: Some(ceiling(&corpus, true)),
         },
     ];
-    let mut targets = vec![Target::Passthrough, Target::FullChain];
+    let mut runs = vec![Target::Passthrough, Target::FullChain];
     if opts.rotel.is_some() {
-        targets.push(Target::Rotel);
+        runs.push(Target::Rotel);
     }
-    for target in targets {
+    for target in runs {
         let max = measure(&opts, target, None, corpus.clone()).await?;
         let fixed = measure(&opts, target, Some(opts.rate), corpus.clone()).await?;
         rows.push(Row {
@@ -134,16 +138,34 @@ pub async fn run(opts: Options, corpus: Arc<Corpus>) -> Result<(), String> {
     if opts.rotel.is_none() {
         println!("bench: no peer: rotel was not given (--rotel), its column is empty");
     }
-    let table = table(&rows, opts.rate);
+    let over = overload(&opts, corpus.clone()).await?;
+    let mut table = table(&rows, opts.rate);
+    if let Some(o) = over {
+        table += &format!(
+            "\n| overload: passthrough defaults, {OVERLOAD_CGROUP_MIB} MiB cgroup, backend {OVERLOAD_BACKEND_MS} ms, {OVERLOAD_CLIENTS} clients at max | accepted | refused (retryable) | failed | received after recovery | lost | cgroup peak | OOM kills | alive |\n|---|---:|---:|---:|---:|---:|---:|---:|---|\n| spangate passthrough | {} | {} | {} | {} | {} | {} MiB | {} | {} |\n",
+            o.accepted,
+            o.refused,
+            o.failed,
+            o.received,
+            o.lost(),
+            o.cgroup_peak_mib,
+            o.oom_kills,
+            if o.alive { "yes" } else { "no" },
+        );
+    }
+    table += &targets(&rows, over, opts.rate, per_span);
     println!("\n{table}");
     if let Some(path) = &opts.markdown {
         std::fs::write(path, &table).map_err(|e| format!("{}: {e}", path.display()))?;
     }
-    let lossy: Vec<&str> = rows
+    let mut lossy: Vec<&str> = rows
         .iter()
         .filter(|r| [r.max, r.fixed].iter().flatten().any(|run| run.lost() != 0))
         .map(|r| r.name.as_str())
         .collect();
+    if over.is_some_and(|o| o.lost() != 0 || o.oom_kills > 0 || !o.alive) {
+        lossy.push("overload");
+    }
     if !lossy.is_empty() {
         return Err(format!("spans were lost in: {}", lossy.join(", ")));
     }
@@ -181,7 +203,9 @@ async fn measure(
         .await
         .map_err(|e| format!("sink: {e}"))?;
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let mut collector = Collector::start(opts, target, sink_addr.port(), dir.path())?;
+    let mut collector = Collector::start(opts, target, sink_addr.port(), dir.path(), None)?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let idle_rss_mib = procstat::rss_kib(collector.pid()) as f64 / 1024.0;
     let endpoint = match opts.protocol {
         Protocol::Grpc => format!("127.0.0.1:{}", collector.grpc),
         Protocol::Http => format!("127.0.0.1:{}", collector.http),
@@ -227,6 +251,7 @@ async fn measure(
         dropped: collector.dropped() - dropped0,
         spans_per_s: report.accepted as f64 / done,
         cpu_per_million: cpu / report.accepted.max(1) as f64 * 1e6,
+        idle_rss_mib,
         peak_rss_mib: procstat::peak_rss_kib(collector.pid()) as f64 / 1024.0,
         p99_ms: report.latency.quantile_us(0.99) as f64 / 1000.0,
     };
@@ -256,6 +281,96 @@ async fn measure(
     Ok(run)
 }
 
+/// The overload run: what the issue that made spangate lean measured as a user would.
+#[derive(Clone, Copy)]
+struct Overload {
+    accepted: u64,
+    refused: u64,
+    failed: u64,
+    received: u64,
+    cgroup_peak_mib: u64,
+    peak_rss_mib: f64,
+    oom_kills: u64,
+    alive: bool,
+}
+
+impl Overload {
+    fn lost(&self) -> i64 {
+        self.accepted as i64 - self.received as i64
+    }
+}
+
+/// Memory of the container the overload run imitates.
+const OVERLOAD_CGROUP_MIB: u64 = 256;
+const OVERLOAD_BACKEND_MS: u64 = 200;
+const OVERLOAD_CLIENTS: usize = 32;
+
+/// spangate passthrough with its defaults (no `memory_limit_mib`) in a 256 MiB memory cgroup,
+/// a backend answering after 200 ms, 32 clients at full speed; then the backend recovers and
+/// everything accepted must arrive. `None` (said) when this machine cannot make a cgroup.
+async fn overload(opts: &Options, corpus: Arc<Corpus>) -> Result<Option<Overload>, String> {
+    let Some(cg) = cgroup::MemoryCgroup::new(OVERLOAD_CGROUP_MIB << 20) else {
+        println!("bench: no overload row: a memory cgroup needs root and a cgroup filesystem");
+        return Ok(None);
+    };
+    let (sink_addr, stats) = sink::start("127.0.0.1:0".parse().expect("addr"))
+        .await
+        .map_err(|e| format!("sink: {e}"))?;
+    stats.delay_ms.store(OVERLOAD_BACKEND_MS, Ordering::Relaxed);
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let mut collector = Collector::start(
+        opts,
+        Target::Passthrough,
+        sink_addr.port(),
+        dir.path(),
+        Some(&cg.procs()),
+    )?;
+    let endpoint = match opts.protocol {
+        Protocol::Grpc => format!("127.0.0.1:{}", collector.grpc),
+        Protocol::Http => format!("127.0.0.1:{}", collector.http),
+    };
+    let report = send::run(
+        &Spec {
+            protocol: opts.protocol,
+            endpoint,
+            rate: None,
+            concurrency: OVERLOAD_CLIENTS,
+            duration: Duration::from_secs(opts.seconds),
+            gzip: false,
+        },
+        corpus,
+    )
+    .await;
+    let peak_rss_mib = procstat::peak_rss_kib(collector.pid()) as f64 / 1024.0;
+    stats.delay_ms.store(0, Ordering::Relaxed);
+    drain(&stats, &collector, report.accepted, collector.dropped()).await;
+    let alive = matches!(collector.child.try_wait(), Ok(None));
+    let run = Overload {
+        accepted: report.accepted,
+        refused: report.refused,
+        failed: report.failed,
+        received: stats.spans.load(Ordering::Relaxed),
+        cgroup_peak_mib: cg.peak_mib(),
+        peak_rss_mib,
+        oom_kills: cg.oom_kills(),
+        alive,
+    };
+    collector.stop();
+    println!(
+        "bench: overload ({OVERLOAD_CGROUP_MIB} MiB cgroup, backend {OVERLOAD_BACKEND_MS} ms, {OVERLOAD_CLIENTS} clients at max): accepted {} refused {} failed {} received {} lost {} | cgroup peak {} MiB, peak RSS {:.1} MiB, OOM kills {}, {}",
+        run.accepted,
+        run.refused,
+        run.failed,
+        run.received,
+        run.lost(),
+        run.cgroup_peak_mib,
+        run.peak_rss_mib,
+        run.oom_kills,
+        if run.alive { "alive" } else { "DEAD" }
+    );
+    Ok(Some(run))
+}
+
 /// Waits until the sink has `received` spans beyond what the collector dropped since
 /// `dropped0`, or 30 s without progress.
 async fn drain(stats: &SinkStats, collector: &Collector, received: u64, dropped0: u64) {
@@ -283,15 +398,27 @@ struct Collector {
 }
 
 impl Collector {
-    fn start(opts: &Options, target: Target, sink: u16, dir: &Path) -> Result<Collector, String> {
+    /// Starts `target`; in the memory cgroup whose `cgroup.procs` is `cgroup` when given (the
+    /// shell joins it, then execs the collector, so nothing else is charged to it).
+    fn start(
+        opts: &Options,
+        target: Target,
+        sink: u16,
+        dir: &Path,
+        cgroup: Option<&Path>,
+    ) -> Result<Collector, String> {
         let (grpc, http, metrics) = (free_port(), free_port(), free_port());
-        let mut cmd = match &opts.collector_cpus {
-            Some(cpus) => {
-                let mut c = Command::new("taskset");
-                c.args(["-c", cpus]);
+        let mut cmd = match cgroup {
+            Some(procs) => {
+                let mut c = Command::new("sh");
+                c.args(["-c", "echo $$ > \"$0\" && exec \"$@\""]).arg(procs);
                 c
             }
             None => Command::new("env"),
+        };
+        match &opts.collector_cpus {
+            Some(cpus) => cmd.args(["taskset", "-c", cpus]),
+            None => &mut cmd,
         };
         match target {
             Target::Rotel => {
@@ -396,7 +523,7 @@ fn spangate_config(target: Target, grpc: u16, http: u16, metrics: u16, sink: u16
     event: [exception.*, cache.*]
   session: { key_attributes: [session.id] }
   tail_sampling:
-    decision_wait: 1s
+    decision_wait: 5s
     num_traces: 200000
     policies:
       - { name: errors, type: status_code, status_code: { status_codes: [ERROR] } }
@@ -460,7 +587,7 @@ fn table(rows: &[Row], rate: u64) -> String {
     };
     let k = rate / 1000;
     let mut out = format!(
-        "| run | max spans/s, zero loss | vs ceiling | vs peer | CPU-s per M spans | vs ceiling | vs peer | peak RSS at {k}k spans/s | vs peer | p99 latency at {k}k spans/s | vs peer |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+        "| run | max spans/s, zero loss | vs ceiling | vs peer | CPU-s per M spans | vs ceiling | vs peer | idle RSS | peak RSS at max | vs peer | peak RSS at {k}k spans/s | vs peer | p99 latency at {k}k spans/s | vs peer |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
     );
     for r in rows {
         let (tput, cpu) = match (r.ceiling, r.max) {
@@ -470,7 +597,7 @@ fn table(rows: &[Row], rate: u64) -> String {
         };
         let fixed = r.fixed;
         out += &format!(
-            "| {} | {:.0} | {} | {} | {:.2} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {:.0} | {} | {} | {:.2} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             r.name,
             tput,
             ratio(tput, ceiling.map(|c| c.0)),
@@ -478,6 +605,14 @@ fn table(rows: &[Row], rate: u64) -> String {
             cpu,
             ratio(cpu, ceiling.map(|c| c.1)),
             ratio(cpu, peer.map(|p| p.0.cpu_per_million)),
+            r.max
+                .map_or("—".into(), |m| format!("{:.1} MiB", m.idle_rss_mib)),
+            r.max
+                .map_or("—".into(), |m| format!("{:.1} MiB", m.peak_rss_mib)),
+            r.max.map_or("—".into(), |m| ratio(
+                m.peak_rss_mib,
+                peer.map(|p| p.0.peak_rss_mib)
+            )),
             fixed.map_or("—".into(), |f| format!("{:.1} MiB", f.peak_rss_mib)),
             fixed.map_or("—".into(), |f| ratio(
                 f.peak_rss_mib,
@@ -487,5 +622,120 @@ fn table(rows: &[Row], rate: u64) -> String {
             fixed.map_or("—".into(), |f| ratio(f.p99_ms, peer.map(|p| p.1.p99_ms))),
         );
     }
+    out
+}
+
+/// Every target of the issue that made spangate lean, as measured in this run.
+fn targets(rows: &[Row], over: Option<Overload>, rate: u64, per_span: u64) -> String {
+    let find = |name: &str| rows.iter().find(|r| r.name.starts_with(name));
+    let (pass, full, peer) = (
+        find("spangate passthrough"),
+        find("spangate full chain"),
+        find("rotel"),
+    );
+    let mut out = String::from("\n| target | goal | measured | met |\n|---|---:|---:|---|\n");
+    let mut line =
+        |what: &str, goal: String, measured: Option<(f64, String)>, ok: &dyn Fn(f64) -> bool| {
+            let (m, met) = match measured {
+                Some((v, text)) => (text, if ok(v) { "yes" } else { "**no**" }),
+                None => ("—".into(), "—"),
+            };
+            out += &format!("| {what} | {goal} | {m} | {met} |\n");
+        };
+    let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => Some((a / b, format!("{:.2}×", a / b))),
+        _ => None,
+    };
+    let max = |r: Option<&Row>| r.and_then(|r| r.max);
+    let fixed = |r: Option<&Row>| r.and_then(|r| r.fixed);
+    let k = rate / 1000;
+    line(
+        "passthrough peak RSS at max rate vs rotel",
+        "≤ 0.5×".into(),
+        ratio(
+            max(pass).map(|r| r.peak_rss_mib),
+            max(peer).map(|r| r.peak_rss_mib),
+        ),
+        &|v| v <= 0.5,
+    );
+    line(
+        &format!("passthrough peak RSS at {k}k spans/s vs rotel"),
+        "≤ 0.5×".into(),
+        ratio(
+            fixed(pass).map(|r| r.peak_rss_mib),
+            fixed(peer).map(|r| r.peak_rss_mib),
+        ),
+        &|v| v <= 0.5,
+    );
+    line(
+        "passthrough idle RSS",
+        "≤ 12 MiB".into(),
+        max(pass).map(|r| (r.idle_rss_mib, format!("{:.1} MiB", r.idle_rss_mib))),
+        &|v| v <= 12.0,
+    );
+    line(
+        "passthrough CPU per span vs rotel",
+        "≤ 0.33×".into(),
+        ratio(
+            max(pass).map(|r| r.cpu_per_million),
+            max(peer).map(|r| r.cpu_per_million),
+        ),
+        &|v| v <= 0.33,
+    );
+    line(
+        "full chain throughput vs passthrough",
+        "≥ 0.7×".into(),
+        ratio(
+            max(full).map(|r| r.spans_per_s),
+            max(pass).map(|r| r.spans_per_s),
+        ),
+        &|v| v >= 0.7,
+    );
+    line(
+        "full chain CPU per span vs rotel passthrough",
+        "≤ 0.6×".into(),
+        ratio(
+            max(full).map(|r| r.cpu_per_million),
+            max(peer).map(|r| r.cpu_per_million),
+        ),
+        &|v| v <= 0.6,
+    );
+    // What tail sampling holds at `rate`: decision_wait (5 s) of spans, as wire bytes.
+    let waiting = (rate * 5 * per_span) as f64 / (1 << 20) as f64;
+    let budget = 1.2 * waiting + 25.0;
+    line(
+        &format!("full chain peak RSS at {k}k spans/s, decision_wait 5s"),
+        format!("≤ 1.2 × {waiting:.1} MiB waiting + 25 = {budget:.1} MiB"),
+        fixed(full).map(|r| (r.peak_rss_mib, format!("{:.1} MiB", r.peak_rss_mib))),
+        &|v| v <= budget,
+    );
+    for (name, row) in [("passthrough", pass), ("full chain", full)] {
+        line(
+            &format!("{name} p99 request latency at {k}k spans/s"),
+            "< 5 ms".into(),
+            fixed(row).map(|r| (r.p99_ms, format!("{:.2} ms", r.p99_ms))),
+            &|v| v < 5.0,
+        );
+    }
+    line(
+        &format!(
+            "overload in {OVERLOAD_CGROUP_MIB} MiB: not OOM-killed, alive, nothing accepted lost"
+        ),
+        "0 kills, 0 lost".into(),
+        over.map(|o| {
+            let bad =
+                o.oom_kills as f64 + o.lost().unsigned_abs() as f64 + f64::from(u8::from(!o.alive));
+            (
+                bad,
+                format!(
+                    "{} kills, {} lost, peak {} MiB",
+                    o.oom_kills,
+                    o.lost(),
+                    o.cgroup_peak_mib
+                ),
+            )
+        }),
+        &|v| v == 0.0,
+    );
     out
 }

@@ -37,7 +37,6 @@ pub fn peak_rss_kib(pid: u32) -> u64 {
 }
 
 /// Resident set size (VmRSS) in KiB.
-#[allow(dead_code)] // used by benches/load.rs (soak)
 pub fn rss_kib(pid: u32) -> u64 {
     status_kib(pid, "VmRSS:")
 }

@@ -19,6 +19,8 @@ pub struct SinkStats {
     pub requests: AtomicU64,
     pub bytes: AtomicU64,
     pub malformed: AtomicU64,
+    /// Milliseconds every request waits before it is answered (a slow backend); 0 = none.
+    pub delay_ms: AtomicU64,
 }
 
 type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, Infallible>;
@@ -71,6 +73,10 @@ async fn handle(req: Request<hyper::body::Incoming>, stats: &SinkStats) -> Respo
         return reply(grpc, false);
     };
     let body = body.to_bytes();
+    let delay = stats.delay_ms.load(Ordering::Relaxed);
+    if delay > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+    }
     stats.bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
     let spans = if grpc {
         grpc_frames(body, gzip)

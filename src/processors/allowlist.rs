@@ -5,13 +5,14 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use opentelemetry_proto::tonic::common::v1::KeyValue;
 use serde::Deserialize;
 
 use crate::component::registry::{parse_config, Check, Problems};
 use crate::component::{
     BuildError, InlineProcessor, Processor, ProcessorConfig, ProcessorContext, Verdict,
 };
+use crate::data::edit::{At, Edit, Editor, Level, Plan};
+use crate::data::view::ValueRef;
 use crate::data::SpanBatch;
 use crate::telemetry::metrics::Counter;
 
@@ -115,23 +116,50 @@ struct Scope {
     removed: Counter,
 }
 
-impl Scope {
-    fn apply(&self, attrs: &mut Vec<KeyValue>) {
-        let before = attrs.len();
-        attrs.retain(|kv| self.keys.matches(&kv.key));
-        let removed = before - attrs.len();
-        if removed > 0 {
-            self.removed.inc_by(removed as u64);
-        }
-    }
-}
-
 pub struct Allowlist {
     resource: Option<Scope>,
     scope: Option<Scope>,
     span: Option<Scope>,
     event: Option<Scope>,
     link: Option<Scope>,
+}
+
+impl Allowlist {
+    fn at(&self, level: Level) -> Option<&Scope> {
+        match level {
+            Level::Resource => self.resource.as_ref(),
+            Level::Scope => self.scope.as_ref(),
+            Level::Span => self.span.as_ref(),
+            Level::Event => self.event.as_ref(),
+            Level::Link => self.link.as_ref(),
+        }
+    }
+}
+
+/// One batch's pass: removals are counted here and added to the counters once.
+struct Pass<'a> {
+    p: &'a Allowlist,
+    removed: [u64; 5],
+}
+
+impl Editor for Pass<'_> {
+    fn wants(&self, level: Level) -> bool {
+        self.p.at(level).is_some()
+    }
+
+    fn begin(&mut self, _at: At<'_>) -> Plan {
+        Plan::Stream
+    }
+
+    fn attr(&mut self, level: Level, key: &str, _value: ValueRef<'_>) -> Edit {
+        match self.p.at(level) {
+            Some(s) if !s.keys.matches(key) => {
+                self.removed[level as usize] += 1;
+                Edit::Drop
+            }
+            _ => Edit::Keep,
+        }
+    }
 }
 
 impl ProcessorConfig for AllowlistConfig {
@@ -158,29 +186,21 @@ impl ProcessorConfig for AllowlistConfig {
 
 impl InlineProcessor for Allowlist {
     fn process(&self, batch: &mut SpanBatch) -> Verdict {
-        for rs in batch.resource_spans_mut() {
-            if let (Some(s), Some(r)) = (&self.resource, rs.resource.as_mut()) {
-                s.apply(&mut r.attributes);
-            }
-            for ss in &mut rs.scope_spans {
-                if let (Some(s), Some(sc)) = (&self.scope, ss.scope.as_mut()) {
-                    s.apply(&mut sc.attributes);
-                }
-                for span in &mut ss.spans {
-                    if let Some(s) = &self.span {
-                        s.apply(&mut span.attributes);
-                    }
-                    if let Some(s) = &self.event {
-                        for e in &mut span.events {
-                            s.apply(&mut e.attributes);
-                        }
-                    }
-                    if let Some(s) = &self.link {
-                        for l in &mut span.links {
-                            s.apply(&mut l.attributes);
-                        }
-                    }
-                }
+        let mut pass = Pass {
+            p: self,
+            removed: [0; 5],
+        };
+        batch.edit(&mut pass);
+        for level in [
+            Level::Resource,
+            Level::Scope,
+            Level::Span,
+            Level::Event,
+            Level::Link,
+        ] {
+            let n = pass.removed[level as usize];
+            if let (Some(s), true) = (self.at(level), n > 0) {
+                s.removed.inc_by(n);
             }
         }
         Verdict::Continue
@@ -190,7 +210,7 @@ impl InlineProcessor for Allowlist {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use opentelemetry_proto::tonic::common::v1::{any_value::Value, AnyValue};
+    use opentelemetry_proto::tonic::common::v1::{any_value::Value, AnyValue, KeyValue};
     use opentelemetry_proto::tonic::resource::v1::Resource;
     use opentelemetry_proto::tonic::trace::v1::span::{Event, Link};
     use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};

@@ -18,7 +18,6 @@ use std::fmt;
 use std::sync::Arc;
 
 use opentelemetry_proto::tonic::common::v1::{any_value::Value, AnyValue, KeyValue};
-use opentelemetry_proto::tonic::trace::v1::Span;
 use regex::RegexSet;
 use serde::Deserialize;
 
@@ -27,6 +26,8 @@ use crate::component::{
     BuildError, InlineProcessor, Processor, ProcessorConfig, ProcessorContext, Verdict,
 };
 use crate::data::attrs::set_attr;
+use crate::data::edit::{At, Edit, Editor, Level, Plan, Text};
+use crate::data::view::ValueRef;
 use crate::data::SpanBatch;
 use crate::telemetry::metrics::{Counter, Metrics};
 pub use detect::{luhn, Builtin};
@@ -475,6 +476,7 @@ impl Redactor {
         set_attr(attrs, key, Value::IntValue(existing + n));
     }
 
+    #[cfg(test)]
     fn scrub_in_place(&self, s: &mut String, key: &str, hits: &mut Vec<Hit>) {
         if self.allowed_values.is_match(s) {
             return;
@@ -484,7 +486,14 @@ impl Redactor {
         }
     }
 
-    fn process_span(&self, span: &mut Span, hits: &mut Vec<Hit>) {
+    /// The decode-path reference of one span, as the processor ran before it edited bytes
+    /// (the tests hold the byte path to it).
+    #[cfg(test)]
+    fn process_span(
+        &self,
+        span: &mut opentelemetry_proto::tonic::trace::v1::Span,
+        hits: &mut Vec<Hit>,
+    ) {
         self.process_attrs(&mut span.attributes, hits);
         self.scrub_in_place(&mut span.name, "span.name", hits);
         for e in &mut span.events {
@@ -498,12 +507,11 @@ impl Redactor {
             self.scrub_in_place(&mut st.message, "status.message", hits);
         }
     }
-}
 
-impl InlineProcessor for Redactor {
-    fn process(&self, batch: &mut SpanBatch) -> Verdict {
+    #[cfg(test)]
+    fn process_reference(&self, rs: &mut [opentelemetry_proto::tonic::trace::v1::ResourceSpans]) {
         let mut hits = Vec::new();
-        for rs in batch.resource_spans_mut() {
+        for rs in rs {
             if let Some(r) = rs.resource.as_mut() {
                 self.process_attrs(&mut r.attributes, &mut hits);
             }
@@ -517,6 +525,169 @@ impl InlineProcessor for Redactor {
             }
         }
         self.count_hits(&mut hits);
+    }
+
+    /// One attribute of a streamed list: [`Redactor::process_attrs`]'s rules, the decisions
+    /// noted in `list` for its summary.
+    fn edit_attr(
+        &self,
+        list: &mut ListState,
+        key: &str,
+        value: ValueRef<'_>,
+        hits: &mut Vec<Hit>,
+    ) -> Edit {
+        if self.ignored_key(key) {
+            list.ignored += 1;
+            return Edit::Keep;
+        }
+        if !self.allow_all && !self.allowed.contains(key) {
+            list.redacted.push(key.to_string());
+            return Edit::Drop;
+        }
+        let nested = matches!(value, ValueRef::Array(_) | ValueRef::Map(_));
+        let text: std::borrow::Cow<'_, str> = match value {
+            ValueRef::Str(s) => std::borrow::Cow::Borrowed(s),
+            v if self.redact_all_types && !nested => std::borrow::Cow::Owned(
+                v.to_value()
+                    .as_ref()
+                    .and_then(as_string)
+                    .unwrap_or_default(),
+            ),
+            _ => std::borrow::Cow::Borrowed(""),
+        };
+        if self.allowed_values.is_match(&text) {
+            list.allowed.push(key.to_string());
+            return Edit::Keep;
+        }
+        if self.blocked_keys.is_match(key) {
+            list.masked.push(key.to_string());
+            self.count("blocked_key", 1);
+            return Edit::Set(Value::StringValue(self.blocked_hasher.apply(&text)));
+        }
+        if nested {
+            let mut v = AnyValue {
+                value: value.to_value(),
+            };
+            if self.scrub_nested(&mut v, key, hits) {
+                list.masked.push(key.to_string());
+                if let Some(v) = v.value {
+                    return Edit::Set(v);
+                }
+            }
+            return Edit::Keep;
+        }
+        match self.scrub_text(&text, key, hits) {
+            Some(new) => {
+                list.masked.push(key.to_string());
+                Edit::Set(Value::StringValue(new))
+            }
+            None => Edit::Keep,
+        }
+    }
+
+    /// The end of a streamed list: the summary attributes (none were there: a list that had
+    /// some goes [`Plan::Whole`], to merge with them).
+    fn end_list(&self, list: &mut ListState, append: &mut Vec<KeyValue>) {
+        let redacted = std::mem::take(&mut list.redacted);
+        if !redacted.is_empty() {
+            self.count("removed_key", redacted.len() as u64);
+        }
+        self.summarize(
+            append,
+            redacted,
+            "redaction.redacted.keys",
+            "redaction.redacted.count",
+        );
+        self.summarize(
+            append,
+            std::mem::take(&mut list.masked),
+            "redaction.masked.keys",
+            "redaction.masked.count",
+        );
+        self.summarize(
+            append,
+            std::mem::take(&mut list.allowed),
+            "redaction.allowed.keys",
+            "redaction.allowed.count",
+        );
+        if list.ignored > 0 && self.summary != Summary::Silent {
+            self.put_count(append, "redaction.ignored.count", list.ignored);
+        }
+        list.ignored = 0;
+    }
+}
+
+/// What one open attribute list has seen so far.
+#[derive(Default)]
+struct ListState {
+    redacted: Vec<String>,
+    masked: Vec<String>,
+    allowed: Vec<String>,
+    ignored: i64,
+}
+
+/// One batch's pass over its spans, bytes or structs (see [`crate::data::edit`]).
+struct Pass<'a> {
+    r: &'a Redactor,
+    /// Per [`Level`]: a span's list stays open while its events' lists are edited.
+    lists: [ListState; 5],
+    hits: Vec<Hit>,
+}
+
+impl Editor for Pass<'_> {
+    fn wants(&self, _level: Level) -> bool {
+        true
+    }
+
+    fn begin(&mut self, at: At<'_>) -> Plan {
+        // A summary from an earlier redaction processor merges with this one's: the rare list
+        // that has one is edited whole, by the rules' reference form.
+        if at.attributes().any(|(k, _)| k.starts_with("redaction.")) {
+            Plan::Whole
+        } else {
+            Plan::Stream
+        }
+    }
+
+    fn attr(&mut self, level: Level, key: &str, value: ValueRef<'_>) -> Edit {
+        self.r
+            .edit_attr(&mut self.lists[level as usize], key, value, &mut self.hits)
+    }
+
+    fn end(&mut self, level: Level, append: &mut Vec<KeyValue>) {
+        self.r.end_list(&mut self.lists[level as usize], append);
+    }
+
+    fn whole(&mut self, _level: Level, attrs: &mut Vec<KeyValue>) {
+        self.r.process_attrs(attrs, &mut self.hits);
+    }
+
+    fn texts(&self) -> bool {
+        true
+    }
+
+    fn text(&mut self, which: Text, text: &str) -> Option<String> {
+        let key = match which {
+            Text::SpanName => "span.name",
+            Text::EventName => "event.name",
+            Text::StatusMessage => "status.message",
+        };
+        if self.r.allowed_values.is_match(text) {
+            return None;
+        }
+        self.r.scrub_text(text, key, &mut self.hits)
+    }
+}
+
+impl InlineProcessor for Redactor {
+    fn process(&self, batch: &mut SpanBatch) -> Verdict {
+        let mut pass = Pass {
+            r: self,
+            lists: Default::default(),
+            hits: Vec::new(),
+        };
+        batch.edit(&mut pass);
+        self.count_hits(&mut pass.hits);
         Verdict::Continue
     }
 }

@@ -8,6 +8,9 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::span::{Event, Link};
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
 
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use prost::Message;
+
 use super::*;
 use crate::data::json::encode_request;
 
@@ -23,11 +26,19 @@ fn s(v: &str) -> Value {
     Value::StringValue(v.into())
 }
 
-fn redactor(yaml: &str) -> (Redactor, Metrics) {
+/// The redactor under test, and twins of it (counting elsewhere) for the other forms of a run.
+struct Under {
+    r: Redactor,
+    twin: Redactor,
+}
+
+fn redactor(yaml: &str) -> (Under, Metrics) {
     let (v, _) = crate::config::yaml::parse(yaml, 0).unwrap();
     let cfg: RedactionConfig = parse_config(&v).unwrap_or_else(|e| panic!("{e:?}"));
     let m = Metrics::default();
-    (cfg.redactor(&m, "redaction").unwrap(), m)
+    let r = cfg.redactor(&m, "redaction").unwrap();
+    let twin = cfg.redactor(&Metrics::default(), "redaction").unwrap();
+    (Under { r, twin }, m)
 }
 
 const PII: [(&str, &str); 8] = [
@@ -93,10 +104,29 @@ fn everywhere(text: &str) -> Vec<ResourceSpans> {
     }]
 }
 
-fn run(r: &Redactor, rs: Vec<ResourceSpans>) -> String {
+/// Redacts `rs` as structs; the same spans as received bytes, and the decode-path reference,
+/// must come out the same.
+fn run(u: &Under, rs: Vec<ResourceSpans>) -> String {
+    let bytes = ExportTraceServiceRequest {
+        resource_spans: rs.clone(),
+    }
+    .encode_to_vec();
+    let mut reference = rs.clone();
+    u.twin.process_reference(&mut reference);
     let mut b = SpanBatch::new(rs);
-    r.process(&mut b);
-    encode_request(b.resource_spans())
+    u.r.process(&mut b);
+    let out = encode_request(b.resource_spans());
+    let spans = crate::data::wire::walk(&bytes).unwrap().spans;
+    let mut wire = SpanBatch::from_wire(bytes.into(), spans);
+    u.twin.process(&mut wire);
+    assert!(wire.is_encoded_only(), "the byte path decoded");
+    assert_eq!(
+        encode_request(wire.resource_spans()),
+        out,
+        "bytes and structs differ"
+    );
+    assert_eq!(encode_request(&reference), out, "the reference differs");
+    out
 }
 
 #[test]

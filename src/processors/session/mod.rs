@@ -16,7 +16,7 @@ pub mod index;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use opentelemetry_proto::tonic::common::v1::{any_value::Value, KeyValue};
+use opentelemetry_proto::tonic::common::v1::{any_value::Value, AnyValue, KeyValue};
 use serde::Deserialize;
 
 use crate::component::registry::{parse_config, Check, Problems};
@@ -25,6 +25,7 @@ use crate::component::{
     Sessions, Verdict,
 };
 use crate::data::attrs::{set_attr, str_attr};
+use crate::data::edit::{At, Edit, Editor, Level, Plan};
 use crate::data::view::{Attrs, ValueRef};
 use crate::data::{trace_key, SpanBatch};
 pub use index::SessionIndex;
@@ -161,30 +162,71 @@ pub fn stamp(attrs: &mut Vec<KeyValue>, key: &str, session: &str) {
     }
 }
 
-/// Stamps every span whose trace belongs to a session. The spans are read where they lie
-/// first: a batch that needs no stamp is not decoded (nor re-encoded).
+/// Stamps every span whose trace belongs to a session, rewriting only the spans that lack the
+/// stamp (received bytes stay bytes; a batch that needs no stamp keeps them as they are).
 pub fn stamp_all(index: &SessionIndex, stamp_key: &str, batch: &mut SpanBatch, now: Instant) {
     let g = index.lock();
-    let mut needed = false;
-    batch.for_each_span(|_, span| {
-        if !needed {
-            if let Some(session) = g.session_of(trace_key(span.trace_id()), now) {
-                let has = span.attribute(stamp_key).and_then(ValueRef::as_str);
-                needed = has != Some(&*session);
-            }
-        }
+    batch.edit(&mut Stamp {
+        index: &g,
+        key: stamp_key,
+        now,
+        session: None,
+        done: false,
     });
-    if !needed {
-        return;
+}
+
+/// The stamping pass: a span of a known session whose stamp is missing or says otherwise is
+/// streamed; the first attribute of the stamp key is set, or the stamp is appended.
+struct Stamp<'a> {
+    index: &'a index::Inner,
+    key: &'a str,
+    now: Instant,
+    /// The current span's session, while it is being stamped.
+    session: Option<Arc<str>>,
+    done: bool,
+}
+
+impl Editor for Stamp<'_> {
+    fn wants(&self, level: Level) -> bool {
+        level == Level::Span
     }
-    for span in batch
-        .resource_spans_mut()
-        .iter_mut()
-        .flat_map(|r| &mut r.scope_spans)
-        .flat_map(|s| &mut s.spans)
-    {
-        if let Some(session) = g.session_of(trace_key(&span.trace_id), now) {
-            stamp(&mut span.attributes, stamp_key, &session);
+
+    fn begin(&mut self, at: At<'_>) -> Plan {
+        let At::Span(span) = at else {
+            return Plan::Keep;
+        };
+        let Some(session) = self.index.session_of(trace_key(span.trace_id()), self.now) else {
+            return Plan::Keep;
+        };
+        if span.attribute(self.key).and_then(ValueRef::as_str) == Some(&*session) {
+            return Plan::Keep;
+        }
+        self.session = Some(session);
+        self.done = false;
+        Plan::Stream
+    }
+
+    fn attr(&mut self, _level: Level, key: &str, _value: ValueRef<'_>) -> Edit {
+        match &self.session {
+            Some(s) if !self.done && key == self.key => {
+                self.done = true;
+                Edit::Set(Value::StringValue(s.to_string()))
+            }
+            _ => Edit::Keep,
+        }
+    }
+
+    fn end(&mut self, _level: Level, append: &mut Vec<KeyValue>) {
+        if let Some(s) = self.session.take() {
+            if !self.done {
+                append.push(KeyValue {
+                    key: self.key.to_string(),
+                    value: Some(AnyValue {
+                        value: Some(Value::StringValue(s.to_string())),
+                    }),
+                    ..Default::default()
+                });
+            }
         }
     }
 }

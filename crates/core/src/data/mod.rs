@@ -4,6 +4,7 @@
 
 pub mod ack;
 pub mod attrs;
+pub mod edit;
 pub mod gzip;
 pub mod json;
 pub mod limits;
@@ -325,6 +326,28 @@ impl SpanBatch {
         };
         self.lose(removed);
         removed
+    }
+
+    /// Applies an attribute/text editor (see [`edit`]): received bytes are rewritten in one
+    /// pass without decoding, and only the requests it changes; decoded spans are changed in
+    /// place.
+    pub fn edit(&mut self, ed: &mut impl edit::Editor) {
+        if self.has_wire() {
+            let mut changed = false;
+            for chunk in &mut self.raw {
+                if let Some(new) = edit::edit_encoded(chunk, ed) {
+                    *chunk = Bytes::from(new);
+                    changed = true;
+                }
+            }
+            if changed {
+                self.decoded = OnceLock::new();
+                self.encoded = OnceLock::new();
+            }
+        } else {
+            edit::edit_decoded(self.decoded_mut(), ed);
+            self.encoded = OnceLock::new();
+        }
     }
 
     /// Empties the batch; the caller has counted its spans as dropped with a reason.

@@ -16,15 +16,15 @@ use super::wire::{Reader, WireError, I32, I64, LEN, NESTING, START_GROUP, VARINT
 
 /// One field of an encoded message.
 #[derive(Clone, Copy)]
-struct Field<'a> {
-    number: u32,
-    value: Raw<'a>,
+pub(super) struct Field<'a> {
+    pub(super) number: u32,
+    pub(super) value: Raw<'a>,
     /// The whole field as encoded (key and value), to copy it unchanged.
-    bytes: &'a [u8],
+    pub(super) bytes: &'a [u8],
 }
 
 #[derive(Clone, Copy)]
-enum Raw<'a> {
+pub(super) enum Raw<'a> {
     Varint(u64),
     I64(u64),
     I32(u32),
@@ -35,11 +35,11 @@ enum Raw<'a> {
 /// The fields of an encoded message, in order. It ends at the first malformed field: walked
 /// bytes have none, so a view never reports a fault, it just sees nothing more.
 #[derive(Clone)]
-struct Fields<'a> {
+pub(super) struct Fields<'a> {
     r: Reader<'a>,
 }
 
-fn fields(buf: &[u8]) -> Fields<'_> {
+pub(super) fn fields(buf: &[u8]) -> Fields<'_> {
     Fields { r: Reader { buf } }
 }
 
@@ -276,7 +276,7 @@ pub enum ValueRef<'a> {
 
 impl<'a> ValueRef<'a> {
     /// An encoded `AnyValue` (its oneof is its last set field).
-    fn wire(body: Option<&'a [u8]>) -> Self {
+    pub(super) fn wire(body: Option<&'a [u8]>) -> Self {
         let Some(body) = body else {
             return ValueRef::Empty;
         };
