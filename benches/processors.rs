@@ -1,7 +1,9 @@
 //! Inline processors on the realistic bench spans: redaction with every built-in detector over a
 //! corpus where ~5% of attribute values hold PII, the allowlist, and rate limiting (with a rate
 //! high enough that nothing is dropped: the cost of admitting), head sampling at 25%, and session
-//! stamping. `cargo bench --bench processors` (batch: `hot_path`; tail sampling: `tail_sampling`).
+//! stamping. Each on the batch as received bytes (what the pipeline hands them: views and
+//! one-pass byte edits) and as decoded structs, both followed by the encoding an exporter sends.
+//! `cargo bench --bench processors` (batch: `hot_path`; tail sampling: `tail_sampling`).
 
 mod common;
 
@@ -9,6 +11,7 @@ use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
+use prost::Message;
 use spangate::component::{InlineProcessor, Processor, ProcessorConfig, ProcessorContext};
 use spangate::config::ComponentId;
 use spangate::data::SpanBatch;
@@ -22,8 +25,9 @@ const PII: [&str; 6] = [
     "Bearer 8f14e45fceea167a5a36dedd4bea2543",
 ];
 
-/// 1000 spans; every 20th string attribute value replaced by a PII sample (~5%).
-fn corpus() -> SpanBatch {
+/// 1000 spans; every 20th string attribute value replaced by a PII sample (~5%): as structs,
+/// and as the encoded request a receiver keeps.
+fn corpus() -> (SpanBatch, SpanBatch) {
     let mut rs = Vec::new();
     let mut n = 0usize;
     for i in 0..10 {
@@ -47,7 +51,15 @@ fn corpus() -> SpanBatch {
         }
         rs.extend(req.resource_spans);
     }
-    SpanBatch::new(rs)
+    let bytes = opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest {
+        resource_spans: rs.clone(),
+    }
+    .encode_to_vec();
+    let spans = spangate::data::wire::walk(&bytes).unwrap().spans;
+    (
+        SpanBatch::new(rs),
+        SpanBatch::from_wire(bytes.into(), spans),
+    )
 }
 
 fn inline(yaml: &str, kind: &str) -> Box<dyn InlineProcessor> {
@@ -69,9 +81,9 @@ fn inline(yaml: &str, kind: &str) -> Box<dyn InlineProcessor> {
 }
 
 fn bench(c: &mut Criterion) {
-    let data = corpus();
+    let (structs, bytes) = corpus();
     let mut g = c.benchmark_group("processors_1000_spans");
-    g.throughput(Throughput::Elements(data.len() as u64));
+    g.throughput(Throughput::Elements(structs.len() as u64));
     let cases = [
         ("redaction_all_builtins", "redaction", "builtin: [email, credit_card, us_ssn, ipv4, ipv6, jwt, bearer_token, phone]\nurl_query_params: [session, token]\n"),
         ("allowlist", "allowlist", "resource: [service.*, deployment.*]\nspan: [http.*, url.*, session.id]\n"),
@@ -81,16 +93,19 @@ fn bench(c: &mut Criterion) {
     ];
     for (name, kind, yaml) in cases {
         let p = inline(yaml, kind);
-        g.bench_function(name, |b| {
-            b.iter_batched(
-                || data.duplicate(),
-                |mut batch| {
-                    p.process(&mut batch);
-                    batch
-                },
-                BatchSize::SmallInput,
-            )
-        });
+        for (form, data) in [("bytes", &bytes), ("structs", &structs)] {
+            g.bench_function(format!("{name}/{form}"), |b| {
+                b.iter_batched(
+                    || data.duplicate(),
+                    |mut batch| {
+                        p.process(&mut batch);
+                        let _ = batch.encoded();
+                        batch
+                    },
+                    BatchSize::SmallInput,
+                )
+            });
+        }
     }
     g.finish();
 }

@@ -22,6 +22,7 @@ use spangate_core::component::registry::{parse_config, Check, Problems};
 use spangate_core::component::{
     BuildError, InlineProcessor, Processor, ProcessorConfig, ProcessorContext, Verdict,
 };
+use spangate_core::data::edit::{At, Editor, Level, Plan, Text};
 use spangate_core::data::SpanBatch;
 
 /// The type name under `processors:`.
@@ -166,17 +167,32 @@ impl Normalizer {
 
 impl InlineProcessor for Normalizer {
     fn process(&self, batch: &mut SpanBatch) -> Verdict {
-        for span in batch
-            .resource_spans_mut()
-            .iter_mut()
-            .flat_map(|r| &mut r.scope_spans)
-            .flat_map(|s| &mut s.spans)
-        {
-            if let Some(n) = self.normalize(&span.name) {
-                span.name = n;
-            }
-        }
+        batch.edit(&mut Rename(self));
         Verdict::Continue
+    }
+}
+
+/// Span names only, rewritten where they lie (received bytes stay bytes).
+struct Rename<'a>(&'a Normalizer);
+
+impl Editor for Rename<'_> {
+    fn wants(&self, _level: Level) -> bool {
+        false
+    }
+
+    fn begin(&mut self, _at: At<'_>) -> Plan {
+        Plan::Keep
+    }
+
+    fn texts(&self) -> bool {
+        true
+    }
+
+    fn text(&mut self, which: Text, text: &str) -> Option<String> {
+        match which {
+            Text::SpanName => self.0.normalize(text),
+            _ => None,
+        }
     }
 }
 
@@ -202,18 +218,33 @@ mod tests {
         }
     }
 
+    /// The name after `t`, from structs and from received bytes alike.
     fn name_of(t: &dyn InlineProcessor, name: &str) -> String {
-        let mut batch = SpanBatch::new(vec![ResourceSpans {
+        let rs = vec![ResourceSpans {
             scope_spans: vec![ScopeSpans {
                 spans: vec![Span {
+                    trace_id: vec![1; 16],
+                    span_id: vec![2; 8],
                     name: name.into(),
                     ..Default::default()
                 }],
                 ..Default::default()
             }],
             ..Default::default()
-        }]);
+        }];
+        let mut wire = SpanBatch::new(rs.clone());
+        let bytes = wire.encoded();
+        let mut batch = SpanBatch::new(rs);
+        wire = SpanBatch::from_wire(bytes, 1);
         assert_eq!(t.process(&mut batch), Verdict::Continue);
+        assert_eq!(t.process(&mut wire), Verdict::Continue);
+        assert!(wire.is_encoded_only());
+        let names = |b: &SpanBatch| {
+            let mut n = Vec::new();
+            b.for_each_span(|_, s| n.push(s.name().to_string()));
+            n
+        };
+        assert_eq!(names(&wire), names(&batch));
         batch.resource_spans()[0].scope_spans[0].spans[0]
             .name
             .clone()

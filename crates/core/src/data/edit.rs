@@ -10,7 +10,7 @@ use prost::encoding::{encode_varint, encoded_len_varint};
 use prost::Message;
 
 use super::view::{
-    fields, Attrs, EventRef, LinkRef, Raw, ResourceRef, ScopeRef, SpanRef, ValueRef,
+    fields, kv_parts, Attrs, EventRef, LinkRef, Raw, ResourceRef, ScopeRef, SpanRef, ValueRef,
 };
 
 /// Where an attribute list sits.
@@ -368,14 +368,8 @@ impl Writer {
         kv: &[u8],
         bytes: &[u8],
     ) {
-        let (mut key, mut value) = ("", None);
-        for f in fields(kv) {
-            match (f.number, f.value) {
-                (1, Raw::Len(k)) => key = std::str::from_utf8(k).unwrap_or(""),
-                (2, Raw::Len(v)) => value = Some(v),
-                _ => {}
-            }
-        }
+        let (key, value) = kv_parts(kv);
+        let key = std::str::from_utf8(key).unwrap_or("");
         match ed.attr(level, key, ValueRef::wire(value)) {
             Edit::Keep => self.out.extend_from_slice(bytes),
             Edit::Drop => self.changed = true,

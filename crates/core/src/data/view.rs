@@ -241,9 +241,10 @@ impl<'a> Iterator for Attrs<'a> {
 
     fn next(&mut self) -> Option<Self::Item> {
         match &mut self.0 {
-            Rep::Wire(n) => n
-                .next()
-                .map(|kv| (last_str(kv, 1), ValueRef::wire(last_len(kv, 2)))),
+            Rep::Wire(n) => n.next().map(|kv| {
+                let (k, v) = kv_parts(kv);
+                (utf8(k), ValueRef::wire(v))
+            }),
             Rep::Decoded(it) => it
                 .next()
                 .map(|kv| (kv.key.as_str(), ValueRef::of(kv.value.as_ref()))),
@@ -252,10 +253,42 @@ impl<'a> Iterator for Attrs<'a> {
 }
 
 impl<'a> Attrs<'a> {
-    /// The first value under `key` (as the collector's attribute maps answer).
+    /// The first value under `key` (as the collector's attribute maps answer). Over bytes, keys
+    /// are compared as bytes and only the value found is read.
     pub fn get(mut self, key: &str) -> Option<ValueRef<'a>> {
-        self.find(|(k, _)| *k == key).map(|(_, v)| v)
+        match &mut self.0 {
+            Rep::Wire(n) => n.find_map(|kv| {
+                let (k, v) = kv_parts(kv);
+                (k == key.as_bytes()).then(|| ValueRef::wire(v))
+            }),
+            Rep::Decoded(_) => self.find(|(k, _)| *k == key).map(|(_, v)| v),
+        }
     }
+
+    /// The keys alone (values are not read).
+    pub fn keys(self) -> impl Iterator<Item = &'a str> {
+        let (wire, decoded) = match self.0 {
+            Rep::Wire(n) => (Some(n), None),
+            Rep::Decoded(it) => (None, Some(it)),
+        };
+        wire.into_iter()
+            .flatten()
+            .map(|kv| utf8(kv_parts(kv).0))
+            .chain(decoded.into_iter().flatten().map(|kv| kv.key.as_str()))
+    }
+}
+
+/// A `KeyValue`'s key and value bodies, in one pass (each its last occurrence).
+pub(super) fn kv_parts(kv: &[u8]) -> (&[u8], Option<&[u8]>) {
+    let (mut k, mut v) = (&[][..], None);
+    for f in fields(kv) {
+        match (f.number, f.value) {
+            (1, Raw::Len(b)) => k = b,
+            (2, Raw::Len(b)) => v = Some(b),
+            _ => {}
+        }
+    }
+    (k, v)
 }
 
 /// An attribute value.
