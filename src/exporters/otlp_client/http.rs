@@ -100,12 +100,14 @@ impl HttpExporter {
         extra: Option<&HeaderMap>,
     ) -> Result<(), ExportError> {
         {
-            let (payload, content_type): (Bytes, &str) = match self.encoding {
-                Encoding::Proto => (batch.encoded(), "application/x-protobuf"),
+            // Protobuf is the batch's pieces as held (gzip reads them where they lie).
+            let (parts, content_type): (Vec<Bytes>, &str) = match self.encoding {
+                Encoding::Proto if self.gzip => (batch.encoded_parts(), "application/x-protobuf"),
+                Encoding::Proto => (vec![batch.encoded()], "application/x-protobuf"),
                 Encoding::Json => (
-                    Bytes::from(heavy(batch.len(), || {
+                    vec![Bytes::from(heavy(batch.len(), || {
                         json::encode_request(batch.resource_spans())
-                    })),
+                    }))],
                     "application/json",
                 ),
             };
@@ -117,9 +119,9 @@ impl HttpExporter {
                 .header(http::header::CONTENT_TYPE, content_type);
             let body = if self.gzip {
                 req = req.header(http::header::CONTENT_ENCODING, "gzip");
-                Bytes::from(heavy(batch.len(), || gzip::compress(&payload)))
+                Bytes::from(heavy(batch.len(), || gzip::compress_parts(&parts, 0)))
             } else {
-                payload
+                parts.into_iter().next().unwrap_or_default()
             };
             let resp = req
                 .body(body)

@@ -23,12 +23,20 @@ pub fn decompress(data: &[u8], limit: usize) -> Result<Vec<u8>, GunzipError> {
 }
 
 pub fn compress(data: &[u8]) -> Vec<u8> {
-    let mut enc = flate2::write::GzEncoder::new(
-        Vec::with_capacity(data.len() / 4 + 64),
-        flate2::Compression::fast(),
-    );
-    // Writing into a Vec cannot fail.
-    let _ = enc.write_all(data);
+    compress_parts(&[data], 0)
+}
+
+/// gzip of the concatenation of `parts`, after `prefix` zero bytes left for the caller's
+/// framing (a gRPC message header), so the result needs no further copy.
+pub fn compress_parts(parts: &[impl AsRef<[u8]>], prefix: usize) -> Vec<u8> {
+    let len: usize = parts.iter().map(|p| p.as_ref().len()).sum();
+    let mut out = Vec::with_capacity(prefix + len / 4 + 64);
+    out.resize(prefix, 0);
+    let mut enc = flate2::write::GzEncoder::new(out, flate2::Compression::fast());
+    for p in parts {
+        // Writing into a Vec cannot fail.
+        let _ = enc.write_all(p.as_ref());
+    }
     enc.finish().unwrap_or_default()
 }
 
@@ -53,5 +61,13 @@ mod tests {
             decompress(b"not gzip", 100),
             Err(GunzipError::Corrupt(_))
         ));
+    }
+
+    #[test]
+    fn parts_compress_as_their_concatenation() {
+        let parts = [&b"hello "[..], b"", b"world"];
+        let z = compress_parts(&parts, 5);
+        assert_eq!(&z[..5], &[0; 5]);
+        assert_eq!(decompress(&z[5..], 100).unwrap(), b"hello world");
     }
 }

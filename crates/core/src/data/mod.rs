@@ -500,6 +500,17 @@ impl SpanBatch {
         }
     }
 
+    /// The encoding as the pieces it is held in: the received requests while nothing changed
+    /// them (their concatenation is the request), else the one cached encoding. For consumers
+    /// that transform the bytes anyway (gzip): they read the pieces where they lie instead of
+    /// concatenating, and caching, a copy of the whole batch first.
+    pub fn encoded_parts(&self) -> Vec<Bytes> {
+        match (self.encoded.get(), self.raw.is_empty()) {
+            (None, false) => self.raw.clone(),
+            _ => vec![self.encoded()],
+        }
+    }
+
     /// The OTLP protobuf `ExportTraceServiceRequest` bytes, encoded once (the received bytes
     /// as they are, while nothing changed them).
     pub fn encoded(&self) -> Bytes {
