@@ -19,6 +19,7 @@ use crate::component::registry::{parse_config, Check, Problems};
 use crate::component::{
     BuildError, InlineProcessor, Processor, ProcessorConfig, ProcessorContext, Verdict,
 };
+use crate::data::trace_map::{TraceHash, TraceMap};
 use crate::data::view::{ResourceRef, ValueRef};
 use crate::data::{trace_key, SpanBatch};
 use crate::telemetry::metrics::Counter;
@@ -173,7 +174,7 @@ impl InlineProcessor for RateLimiter {
         // where they lie.
         let mut keys: Vec<&str> = Vec::new();
         let mut demands: Vec<Demand> = Vec::new();
-        let mut index: HashMap<(usize, u128), usize> = HashMap::new();
+        let mut index: HashMap<(usize, u128), usize, TraceHash> = HashMap::default();
         for rs in batch.resources() {
             let k = self.bucket_key(rs);
             let bucket = keys.iter().position(|x| *x == k).unwrap_or_else(|| {
@@ -245,8 +246,8 @@ impl InlineProcessor for RateLimiter {
             return Verdict::Continue;
         }
         // Drop mode: decide per trace (or span), drop the rejected.
-        let mut rejected: HashMap<u128, ()> = HashMap::new();
-        let mut partial: HashMap<u128, u64> = HashMap::new();
+        let mut rejected: TraceMap<()> = TraceMap::default();
+        let mut partial: TraceMap<u64> = TraceMap::default();
         for d in &demands {
             let decision = known(&st, d.trace);
             let bucket = st.bucket(&keys[d.bucket], self.rate, self.burst, self.max_keys);

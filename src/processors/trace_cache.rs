@@ -6,13 +6,15 @@
 //! dropped ids cost ~2.4 MB. A false positive makes a new trace's spans count as late spans of a
 //! dropped trace: at most 1 in 10,000 new traces, and counted, never silent.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
+
+use crate::data::trace_map::{TraceHash, TraceSet};
 
 pub type TraceId = u128;
 
 pub struct SampledCache {
     capacity: usize,
-    set: HashSet<TraceId>,
+    set: TraceSet,
     order: VecDeque<TraceId>,
 }
 
@@ -20,7 +22,7 @@ impl SampledCache {
     pub fn new(capacity: usize) -> Self {
         SampledCache {
             capacity,
-            set: HashSet::with_capacity(capacity.min(1 << 16)),
+            set: TraceSet::with_capacity_and_hasher(capacity.min(1 << 16), TraceHash::default()),
             order: VecDeque::new(),
         }
     }

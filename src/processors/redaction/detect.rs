@@ -181,10 +181,12 @@ impl Detector {
         if self.regexes.is_empty() {
             return None;
         }
-        let matched = self.set.matches(value);
-        if !matched.matched_any() {
+        // Most values hold nothing: a search that stops at the first match rules them out
+        // for less than the overlapping search that says which patterns matched.
+        if !self.set.is_match(value) {
             return None;
         }
+        let matched = self.set.matches(value);
         let mut current: Option<String> = None;
         for i in matched.iter() {
             let (kind, re) = &self.regexes[i];

@@ -648,7 +648,11 @@ impl Editor for Pass<'_> {
     fn begin(&mut self, at: At<'_>) -> Plan {
         // A summary from an earlier redaction processor merges with this one's: the rare list
         // that has one is edited whole, by the rules' reference form.
-        if at.attributes().keys().any(|k| k.starts_with("redaction.")) {
+        if at
+            .attributes()
+            .key_bytes()
+            .any(|k| k.starts_with(b"redaction."))
+        {
             Plan::Whole
         } else {
             Plan::Stream

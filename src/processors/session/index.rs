@@ -6,6 +6,8 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use crate::data::trace_map::TraceMap;
+
 /// Trace links kept per session slot (a session is many traces; links only matter while the
 /// trace can still be stamped or sampled, so they are bounded separately).
 const TRACES_PER_SESSION: usize = 8;
@@ -22,7 +24,7 @@ pub struct Inner {
     max_sessions: usize,
     sessions: HashMap<Arc<str>, SessionState>,
     session_order: VecDeque<(Arc<str>, Instant)>,
-    traces: HashMap<TraceKey, (Arc<str>, Instant)>,
+    traces: TraceMap<(Arc<str>, Instant)>,
     trace_order: VecDeque<TraceKey>,
 }
 
@@ -38,7 +40,7 @@ impl SessionIndex {
                 max_sessions: max_sessions.max(1),
                 sessions: HashMap::new(),
                 session_order: VecDeque::new(),
-                traces: HashMap::new(),
+                traces: TraceMap::default(),
                 trace_order: VecDeque::new(),
             }),
         }

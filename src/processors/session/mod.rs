@@ -172,6 +172,7 @@ pub fn stamp_all(index: &SessionIndex, stamp_key: &str, batch: &mut SpanBatch, n
         now,
         session: None,
         done: false,
+        last: None,
     });
 }
 
@@ -184,6 +185,8 @@ struct Stamp<'a> {
     /// The current span's session, while it is being stamped.
     session: Option<Arc<str>>,
     done: bool,
+    /// The last span's trace and its session: a trace's spans come in runs, looked up once.
+    last: Option<(u128, Option<Arc<str>>)>,
 }
 
 impl Editor for Stamp<'_> {
@@ -195,7 +198,16 @@ impl Editor for Stamp<'_> {
         let At::Span(span) = at else {
             return Plan::Keep;
         };
-        let Some(session) = self.index.session_of(trace_key(span.trace_id()), self.now) else {
+        let trace = trace_key(span.trace_id());
+        let known = match &self.last {
+            Some((t, s)) if *t == trace => s.clone(),
+            _ => {
+                let s = self.index.session_of(trace, self.now);
+                self.last = Some((trace, s.clone()));
+                s
+            }
+        };
+        let Some(session) = known else {
             return Plan::Keep;
         };
         if span.attribute(self.key).and_then(ValueRef::as_str) == Some(&*session) {
@@ -235,13 +247,20 @@ impl SessionProcessor {
     /// Links the batch's traces to the sessions their key attributes name.
     fn observe(&self, batch: &SpanBatch, now: Instant) {
         let mut g = self.index.lock();
+        // A trace's spans come in runs naming one session: link each run once.
+        let mut last: Option<(u128, std::borrow::Cow<'_, str>)> = None;
         for rs in batch.resources() {
             let from_resource = find_session(&self.keys, rs.attributes());
             for span in rs.scopes().flat_map(|s| s.spans()) {
                 if let Some(s) =
                     find_session(&self.keys, span.attributes()).or(from_resource.clone())
                 {
-                    g.observe(trace_key(span.trace_id()), &s, now);
+                    let trace = trace_key(span.trace_id());
+                    if last.as_ref().is_some_and(|(t, l)| *t == trace && *l == s) {
+                        continue;
+                    }
+                    g.observe(trace, &s, now);
+                    last = Some((trace, s));
                 }
             }
         }

@@ -24,6 +24,7 @@ use super::policy::{Policies, TraceFacts};
 use super::TsMetrics;
 use crate::component::SessionLink;
 use crate::data::ack::Ack;
+use crate::data::trace_map::{TraceHash, TraceMap};
 use crate::data::{trace_key, SpanBatch};
 use crate::processors::trace_cache::{NotSampledFilter, SampledCache, TraceId};
 use crate::telemetry::metrics::Gauge;
@@ -157,7 +158,7 @@ pub fn assemble(mut traces: Vec<Trace>) -> (SpanBatch, Vec<Ack>) {
 }
 
 struct Shard {
-    traces: HashMap<TraceId, Trace>,
+    traces: TraceMap<Trace>,
     /// Arrival order = decision order (`decision_wait` is the same for all).
     order: VecDeque<(Instant, TraceId)>,
     /// Earlier deadlines set by a root span (`decision_wait_after_root_received`).
@@ -245,7 +246,10 @@ impl Store {
         let shards = (0..shards)
             .map(|_| {
                 Mutex::new(Shard {
-                    traces: HashMap::with_capacity(expected / shards),
+                    traces: TraceMap::with_capacity_and_hasher(
+                        expected / shards,
+                        TraceHash::default(),
+                    ),
                     order: VecDeque::new(),
                     root_order: VecDeque::new(),
                     sampled: SampledCache::new(sampled_cache.div_ceil(shards)),

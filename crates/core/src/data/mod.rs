@@ -9,6 +9,7 @@ pub mod gzip;
 pub mod json;
 pub mod limits;
 pub mod rpc;
+pub mod trace_map;
 pub mod validate;
 pub mod view;
 pub mod wire;

@@ -265,6 +265,18 @@ impl<'a> Attrs<'a> {
         }
     }
 
+    /// The keys as bytes, neither values nor UTF-8 read (for prefix tests on every list).
+    pub fn key_bytes(self) -> impl Iterator<Item = &'a [u8]> {
+        let (wire, decoded) = match self.0 {
+            Rep::Wire(n) => (Some(n), None),
+            Rep::Decoded(it) => (None, Some(it)),
+        };
+        wire.into_iter()
+            .flatten()
+            .map(|kv| kv_parts(kv).0)
+            .chain(decoded.into_iter().flatten().map(|kv| kv.key.as_bytes()))
+    }
+
     /// The keys alone (values are not read).
     pub fn keys(self) -> impl Iterator<Item = &'a str> {
         let (wire, decoded) = match self.0 {

@@ -154,8 +154,25 @@ pub(super) struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
-    /// prost's varint: at most 10 bytes, the tenth at most 1.
+    /// prost's varint: at most 10 bytes, the tenth at most 1. Keys and lengths are nearly
+    /// always one or two bytes: those are read inline, every walk and view reads them.
+    #[inline]
     pub(super) fn varint(&mut self) -> Result<u64, WireError> {
+        match *self.buf {
+            [b, ref rest @ ..] if b < 0x80 => {
+                self.buf = rest;
+                Ok(u64::from(b))
+            }
+            [b0, b1, ref rest @ ..] if b1 < 0x80 => {
+                self.buf = rest;
+                Ok(u64::from(b0 & 0x7f) | u64::from(b1) << 7)
+            }
+            _ => self.varint_long(),
+        }
+    }
+
+    #[inline(never)]
+    fn varint_long(&mut self) -> Result<u64, WireError> {
         let mut value = 0u64;
         for i in 0..10 {
             let (&b, rest) = self.buf.split_first().ok_or(WireError::Varint)?;
@@ -171,6 +188,7 @@ impl<'a> Reader<'a> {
         Err(WireError::Varint)
     }
 
+    #[inline]
     pub(super) fn key(&mut self) -> Result<(u32, u8), WireError> {
         let key = self.varint()?;
         if key > u64::from(u32::MAX) {
@@ -187,6 +205,7 @@ impl<'a> Reader<'a> {
         Ok((number, wire_type))
     }
 
+    #[inline]
     pub(super) fn take(&mut self, n: u64) -> Result<&'a [u8], WireError> {
         if n > self.buf.len() as u64 {
             return Err(WireError::Underflow);
@@ -196,6 +215,7 @@ impl<'a> Reader<'a> {
         Ok(head)
     }
 
+    #[inline]
     pub(super) fn delimited(&mut self) -> Result<&'a [u8], WireError> {
         let n = self.varint()?;
         self.take(n)
