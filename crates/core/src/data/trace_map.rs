@@ -1,6 +1,6 @@
 //! Maps keyed by trace id. Trace ids are 128 random bits (W3C trace context), so SipHash's
 //! rounds buy nothing but time on the per-span lookups of tail sampling, sessions and rate
-//! limiting; one keyed folded multiply spreads them as well. The key is drawn per map from the
+//! limiting; two keyed folded multiplies spread them as well. The key is drawn per map from the
 //! standard library's random seed, so ids chosen to collide cannot be computed from outside.
 
 use std::collections::{HashMap, HashSet};
