@@ -279,14 +279,7 @@ impl<'a> Attrs<'a> {
 
     /// The keys alone (values are not read).
     pub fn keys(self) -> impl Iterator<Item = &'a str> {
-        let (wire, decoded) = match self.0 {
-            Rep::Wire(n) => (Some(n), None),
-            Rep::Decoded(it) => (None, Some(it)),
-        };
-        wire.into_iter()
-            .flatten()
-            .map(|kv| utf8(kv_parts(kv).0))
-            .chain(decoded.into_iter().flatten().map(|kv| kv.key.as_str()))
+        self.key_bytes().map(utf8)
     }
 }
 
