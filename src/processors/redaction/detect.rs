@@ -60,6 +60,11 @@ impl Builtin {
         match self {
             Builtin::CreditCard => luhn(s).then_some(m),
             Builtin::UsSsn => {
+                // `\d` is Unicode: a match of other scripts' digits is no SSN, and slicing
+                // it by byte offsets below would split a character.
+                if !s.is_ascii() {
+                    return None;
+                }
                 let area: u32 = s[0..3].parse().ok()?;
                 let group: u32 = s[4..6].parse().ok()?;
                 let serial: u32 = s[7..11].parse().ok()?;
@@ -293,6 +298,13 @@ mod tests {
         ] {
             assert_eq!(mask(&d, s), s, "{s}");
         }
+    }
+
+    #[test]
+    fn unicode_digits_are_no_ssn_and_no_panic() {
+        let d = all();
+        let s = "ssn \u{0661}\u{0662}\u{0663}-\u{0664}\u{0665}-\u{0666}\u{0667}\u{0668}\u{0669}";
+        assert_eq!(mask(&d, s), s);
     }
 
     #[test]
